@@ -1,0 +1,37 @@
+# Every target bootstraps .venv on first use; later runs skip the install (stamp file).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aeflow-installed
+
+.PHONY: run test test-fast lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## Train a denoising lesson autoencoder on scikit-learn's digits (offline), export ONNX, track in MLflow.
+run: $(STAMP)
+	$(BIN)/aeflow run --preset lesson-denoise
+
+## Lint, type-check and run the whole test suite (slow end-to-end tests included).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+## Unit tests only (skips the end-to-end flow tests).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .cache .prefect mlflow.db mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""One typed config object that travels through the whole pipeline.
+
+Every section is a small pydantic model, so a bad value fails at the door with a message
+that names the field, and the exact config that trained a model can be stored next to it
+(MLflow params, the export manifest) and rebuilt later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DatasetName = Literal["mnist", "fashion-mnist", "kmnist", "cifar10", "digits", "folder"]
+CorruptionKind = Literal["none", "gaussian", "salt-pepper", "mask", "downsample"]
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    name: DatasetName = "digits"
+    root: Path = Path("data")
+    download: bool = False
+    image_size: int = Field(28, ge=16, le=1024, description="Side of the square images fed to the model.")
+    channels: Literal[1, 3] | None = Field(
+        None, description="Force grayscale (1) or RGB (3); default: the dataset's own."
+    )
+    fit: Literal["resize", "center-crop"] = Field(
+        "resize", description="How folder images of other sizes are made square."
+    )
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5)
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=0.5, description="Used only by datasets without an official test split."
+    )
+    limit: int | None = Field(None, ge=10, description="Keep at most this many training images.")
+    seed: int = 0
+    cache_dir: Path = Path(".cache/aeflow")
+
+    def cache_key(self) -> str:
+        """Hash of everything that changes the ingested arrays (not where the cache lives)."""
+        fields = self.model_dump(mode="json", exclude={"cache_dir", "download"})
+        fields["root"] = str(Path(self.root).expanduser().resolve())
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class CorruptionConfig(Section):
+    kind: CorruptionKind = "none"
+    mean: float = Field(0.5, description="Gaussian noise mean (the lesson uses 0.5).")
+    std: float = Field(0.5, ge=0.0, description="Gaussian noise standard deviation.")
+    clip: bool = Field(True, description="Clip noisy images back into [0, 1].")
+    amount: float = Field(0.1, ge=0.0, le=1.0, description="Salt-and-pepper: fraction of pixels hit.")
+    mask_fraction: float = Field(0.25, ge=0.0, le=1.0, description="Masking: fraction of patches zeroed.")
+    mask_patch: int = Field(4, ge=1, description="Masking: side of each square patch in pixels.")
+    factor: Literal[2, 4] = Field(2, description="Downsampling factor.")
+    mode: Literal["area", "bilinear", "bicubic"] = "area"
+    eval_seed: int = Field(1234, description="Seed of the fixed corruption of the evaluation sets.")
+
+
+class ModelConfig(Section):
+    kind: Literal["conv-ae"] = "conv-ae"
+    channels: list[int] = Field(default_factory=lambda: [16, 8, 8], min_length=1, max_length=6)
+    kernel_size: int = Field(3, ge=1, le=7)
+
+    @model_validator(mode="after")
+    def _positive_channels(self) -> ModelConfig:
+        if any(c <= 0 for c in self.channels):
+            raise ValueError(f"model.channels must all be positive, got {self.channels}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size must be odd to keep sizes, got {self.kernel_size}")
+        return self
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    loss: Literal["bce", "mse"] = "bce"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    mixed_precision: bool = Field(True, description="bf16 autocast; used on CUDA only.")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's.")
+    seed: int = 0
+    checkpoint_dir: Path = Path(".cache/aeflow/checkpoints")
+    progress: bool = True
+
+
+class EvalConfig(Section):
+    grid_images: int = Field(8, ge=1, le=32, description="Columns of the reconstruction grid.")
+
+
+class ExportConfig(Section):
+    dir: Path = Path("exported")
+    opset: int = Field(20, ge=18)
+    parity_atol: float = Field(1e-5, gt=0.0)
+    parity_batches: list[int] = Field(default_factory=lambda: [1, 3, 8])
+
+
+class RunConfig(Section):
+    """The whole recipe of one pipeline run."""
+
+    name: str = Field("autoencoder", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataConfig = Field(default_factory=DataConfig)
+    corruption: CorruptionConfig = Field(default_factory=CorruptionConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        size, factor = self.data.image_size, self.corruption.factor
+        if self.corruption.kind == "downsample" and size % factor:
+            raise ValueError(
+                f"data.image_size={size} is not divisible by corruption.factor={factor}; "
+                f"pick an image size that is a multiple of {factor}"
+            )
+        return self
+
+    def flat(self) -> dict[str, str]:
+        """Dotted key → string value, the shape MLflow params want."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            else:
+                out[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
+
+        walk("", self.model_dump(mode="json"))
+        return out

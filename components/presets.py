@@ -1,0 +1,113 @@
+"""Named starting points and the rules for layering a YAML file and `key=value` overrides on them.
+
+Order of precedence, lowest first: preset → YAML file → each `--set key=value` in turn.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from components.config import RunConfig
+
+LESSON_AE: dict[str, Any] = {
+    "name": "lesson-ae",
+    "data": {"name": "digits", "image_size": 28},
+    "corruption": {"kind": "none"},
+    "model": {"kind": "conv-ae", "channels": [16, 8, 8], "kernel_size": 3},
+    "train": {"epochs": 30, "batch_size": 256, "lr": 1e-3, "loss": "bce"},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The lesson's convolutional autoencoder: Conv 1→16→8→8, 3×3 kernels, 2×2 max-pool, 8×4×4 code.
+    "lesson-ae": LESSON_AE,
+    # The same network trained as the lesson's denoiser: clamp(x + N(0.5, 0.5)) → x.
+    "lesson-denoise": {
+        **LESSON_AE,
+        "name": "lesson-denoise",
+        "corruption": {"kind": "gaussian", "mean": 0.5, "std": 0.5, "clip": True},
+    },
+    # Tiny and fast: for smoke tests and trying the tooling, not for quality.
+    "smoke": {
+        **LESSON_AE,
+        "name": "smoke",
+        "data": {"name": "digits", "image_size": 16, "limit": 200},
+        "corruption": {"kind": "gaussian", "mean": 0.0, "std": 0.2},
+        "model": {"kind": "conv-ae", "channels": [4, 4]},
+        "train": {"epochs": 2, "batch_size": 64},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be built; the message says which key and what is allowed."""
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`train.epochs=5` → {"train": {"epochs": 5}}; the value is read as YAML (so 5 is an int)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. train.epochs=5)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from err
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+) -> RunConfig:
+    """Build the run config from a preset, an optional YAML file and `key=value` overrides."""
+    raw: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        raw = copy.deepcopy(PRESETS[preset])
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {config_file} is not valid YAML: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping of sections")
+        raw = _deep_merge(raw, loaded)
+    for text in overrides or []:
+        raw = _deep_merge(raw, parse_override(text))
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None

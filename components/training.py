@@ -1,0 +1,188 @@
+"""The training loop: whole data set as one tensor on the device, corruption drawn per batch.
+
+Tracking is not imported here: the loop reports each finished epoch through the `on_epoch`
+callback, so it runs the same under Prefect + MLflow, in a notebook, or in a unit test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from components.config import RunConfig
+from components.corruption import corrupt, corrupt_fixed, model_input_shape
+from components.data import ImageSplits
+from components.models import ConvAutoencoder, build_model
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and batch."""
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+    images_per_second: float
+
+
+@dataclass
+class TrainResult:
+    model: ConvAutoencoder
+    device: str
+    checkpoint: Path
+    seconds: float
+    history: list[EpochReport] = field(default_factory=list)
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is missing is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda was asked for, but torch sees no CUDA device")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("train.device=mps was asked for, but this torch build has no MPS")
+    return torch.device(name)
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean per-pixel loss, computed in float32 outside autocast (BCE is unsafe in bf16)."""
+    logits = logits.float()
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    return F.mse_loss(torch.sigmoid(logits), target)
+
+
+def _save_checkpoint(path: Path, payload: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@torch.no_grad()
+def _validation_loss(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, cfg: RunConfig, amp: bool
+) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(inputs), 1024):
+        batch_in, batch_target = inputs[start : start + 1024], targets[start : start + 1024]
+        with torch.autocast(batch_in.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model.logits(batch_in)  # type: ignore[operator]
+        total += reconstruction_loss(logits, batch_target, cfg.train.loss).item() * len(batch_in)
+        count += len(batch_in)
+    return total / max(count, 1)
+
+
+def fit(
+    cfg: RunConfig,
+    splits: ImageSplits,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> TrainResult:
+    """Build the configured model and train it; returns the model on the CPU in eval mode."""
+    train_cfg = cfg.train
+    if train_cfg.num_threads:
+        torch.set_num_threads(train_cfg.num_threads)
+    device = select_device(train_cfg.device)
+    amp = train_cfg.mixed_precision and device.type == "cuda"
+    torch.manual_seed(train_cfg.seed)
+
+    input_shape = model_input_shape(cfg.corruption, splits.image_shape)
+    model = build_model(cfg.model, input_shape, splits.image_shape).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+
+    train_images = splits.train.to(device, non_blocking=True)
+    val_images = splits.val.to(device)
+    val_inputs = corrupt_fixed(val_images, cfg.corruption)
+    order_rng = torch.Generator().manual_seed(train_cfg.seed)
+    noise_rng = torch.Generator(device=device).manual_seed(train_cfg.seed + 1)
+
+    n_images, batch_size = len(train_images), train_cfg.batch_size
+    n_batches = math.ceil(n_images / batch_size)
+    checkpoint = Path(train_cfg.checkpoint_dir) / cfg.name / "last.pt"
+    result = TrainResult(model=model, device=str(device), checkpoint=checkpoint, seconds=0.0)
+    started = time.perf_counter()
+    bar = tqdm(
+        total=train_cfg.epochs * n_batches,
+        unit="batch",
+        desc=f"train {cfg.name}",
+        disable=not train_cfg.progress,
+    )
+    with bar:
+        for epoch in range(1, train_cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            order = torch.randperm(n_images, generator=order_rng).to(device)
+            loss_sum = torch.zeros((), device=device)
+            for batch_index in range(n_batches):
+                clean = train_images[order[batch_index * batch_size : (batch_index + 1) * batch_size]]
+                noisy = corrupt(clean, cfg.corruption, noise_rng)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model.logits(noisy)
+                loss = reconstruction_loss(logits, clean, train_cfg.loss)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"loss became {loss.item()} at epoch {epoch}, batch {batch_index + 1} of "
+                        f"{n_batches}; lower train.lr or check the data for NaN/inf values"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(clean)
+                bar.update(1)
+            train_loss = loss_sum.item() / n_images
+            val_loss = (
+                _validation_loss(model, val_inputs, val_images, cfg, amp) if len(val_images) else float("nan")
+            )
+            seconds = time.perf_counter() - epoch_start
+            report = EpochReport(epoch, train_cfg.epochs, train_loss, val_loss, seconds, n_images / seconds)
+            result.history.append(report)
+            bar.set_postfix(epoch=epoch, train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "history": [asdict(r) for r in result.history],
+                    "config": cfg.model_dump(mode="json"),
+                },
+            )
+            if on_epoch is not None:
+                on_epoch(report)
+    result.seconds = time.perf_counter() - started
+    result.model = model.cpu().eval()
+    return result
+
+
+def load_trained(cfg: RunConfig, image_shape: tuple[int, int, int], checkpoint: Path) -> ConvAutoencoder:
+    """Rebuild the model from its config and load the weights (tensors only: weights_only=True)."""
+    input_shape = model_input_shape(cfg.corruption, image_shape)
+    model = build_model(cfg.model, input_shape, image_shape)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.eval()

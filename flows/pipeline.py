@@ -1,0 +1,182 @@
+"""The training pipeline as one Prefect flow: ingest → corrupt → train → evaluate → export → register.
+
+Tasks pass file paths and the MLflow run id between them, never tensors or modules, so each
+step can be retried or inspected on its own. All the work happens in `components`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from components.config import RunConfig
+from components.corruption import corrupt_fixed
+from components.data import ImageSplits, ingest
+from components.evaluation import evaluate
+from components.export import export_model
+from components.figures import loss_curves, reconstruction_grid
+from components.training import EpochReport, fit, load_trained
+from flows.settings import MlflowSettings, load_mlflow_settings
+from flows.summary import summary_markdown
+from flows.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    run_id: str
+    export_dir: str
+    metrics: dict[str, float]
+    registered_versions: dict[str, str]
+    tracking_uri: str
+    ui_command: str
+    train_seconds: float
+
+
+def _work_dir(cfg: RunConfig, run_id: str) -> Path:
+    path = Path(cfg.data.cache_dir) / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_step(cfg: RunConfig) -> str:
+    logger = get_run_logger()
+    result = ingest(cfg.data)
+    s = result.splits
+    source = "cache" if result.from_cache else cfg.data.name
+    logger.info(
+        "ingested %s from %s: train %d, val %d, test %d images of shape %s",
+        cfg.data.name,
+        source,
+        len(s.train),
+        len(s.val),
+        len(s.test),
+        s.image_shape,
+    )
+    return str(result.path)
+
+
+@task(name="corrupt", cache_policy=NO_CACHE)
+def corrupt_step(cfg: RunConfig, data_path: str, run_id: str) -> str:
+    """Fix the evaluation corruption once (seeded) so every run is scored on the same inputs."""
+    splits = ImageSplits.load(Path(data_path))
+    corrupted = corrupt_fixed(splits.test, cfg.corruption)
+    path = _work_dir(cfg, run_id) / "eval-inputs.pt"
+    torch.save(corrupted, path)
+    get_run_logger().info("corruption %s: evaluation inputs %s", cfg.corruption.kind, tuple(corrupted.shape))
+    return str(path)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id: str) -> tuple[str, float]:
+    logger = get_run_logger()
+    tracker = Tracker(settings)
+    splits = ImageSplits.load(Path(data_path))
+
+    def on_epoch(report: EpochReport) -> None:
+        tracker.log_epoch(run_id, report)
+        logger.info(
+            "epoch %d/%d: train loss %.5f, val loss %.5f, %.0f images/s",
+            report.epoch,
+            report.epochs,
+            report.train_loss,
+            report.val_loss,
+            report.images_per_second,
+        )
+
+    result = fit(cfg, splits, on_epoch=on_epoch)
+    curves = loss_curves(result.history, _work_dir(cfg, run_id) / "loss_curves.png")
+    tracker.log_artifact(run_id, curves, "figures")
+    tracker.log_metrics(run_id, {"train_seconds": result.seconds})
+    logger.info("trained on %s in %.1f s; checkpoint %s", result.device, result.seconds, result.checkpoint)
+    return str(result.checkpoint), result.seconds
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_step(
+    cfg: RunConfig, data_path: str, eval_inputs: str, checkpoint: str, settings: MlflowSettings, run_id: str
+) -> dict[str, float]:
+    splits = ImageSplits.load(Path(data_path))
+    model = load_trained(cfg, splits.image_shape, Path(checkpoint))
+    corrupted = torch.load(eval_inputs, weights_only=True)
+    result = evaluate(model, splits, cfg, corrupted)
+    grid = reconstruction_grid(
+        [("original", result.clean), ("corrupted", result.corrupted), ("output", result.output)],
+        _work_dir(cfg, run_id) / "reconstructions.png",
+        columns=cfg.eval.grid_images,
+        title=f"{cfg.name}: test PSNR {result.metrics['test_psnr']:.2f} dB",
+    )
+    tracker = Tracker(settings)
+    tracker.log_metrics(run_id, result.metrics)
+    tracker.log_artifact(run_id, grid, "figures")
+    get_run_logger().info("test metrics: %s", {k: round(v, 4) for k, v in result.metrics.items()})
+    return result.metrics
+
+
+@task(name="export", cache_policy=NO_CACHE)
+def export_step(
+    cfg: RunConfig, data_path: str, checkpoint: str, metrics: dict[str, float], run_id: str
+) -> str:
+    splits = ImageSplits.load(Path(data_path))
+    model = load_trained(cfg, splits.image_shape, Path(checkpoint))
+    result = export_model(model, cfg, splits.image_shape, metrics=metrics, run_id=run_id)
+    worst = max(result.manifest["parity_max_abs_diff"].values())
+    get_run_logger().info("exported ONNX graphs to %s (max |torch - onnxruntime| %.1e)", result.folder, worst)
+    return str(result.folder)
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register_step(cfg: RunConfig, export_dir: str, settings: MlflowSettings, run_id: str) -> dict[str, str]:
+    import json
+
+    folder = Path(export_dir)
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+    tracker = Tracker(settings)
+    tracker.log_artifact(run_id, folder / "manifest.json", "export")
+    versions = tracker.log_onnx_models(run_id, folder, manifest, cfg.name)
+    get_run_logger().info("registered in MLflow: %s", versions)
+    return versions
+
+
+@flow(name="train-autoencoder", log_prints=True)
+def train_autoencoder(config: RunConfig, mlflow_settings: MlflowSettings | None = None) -> dict[str, Any]:
+    """Train, evaluate, export and register one autoencoder; returns where everything went."""
+    settings = mlflow_settings or load_mlflow_settings()
+    tracker = Tracker(settings)
+    tracker.check_reachable()
+    tags = {"aeflow.preset": config.name, "prefect.flow_run_id": str(flow_run.get_id() or "")}
+    run_id = tracker.start_run(config, tags=tags)
+    try:
+        data_path = ingest_step(config)
+        eval_inputs = corrupt_step(config, data_path, run_id)
+        checkpoint, train_seconds = train_step(config, data_path, settings, run_id)
+        metrics = evaluate_step(config, data_path, eval_inputs, checkpoint, settings, run_id)
+        export_dir = export_step(config, data_path, checkpoint, metrics, run_id)
+        versions = register_step(config, export_dir, settings, run_id)
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    tracker.end_run(run_id, "FINISHED")
+    result = PipelineResult(
+        run_id=run_id,
+        export_dir=export_dir,
+        metrics=metrics,
+        registered_versions=versions,
+        tracking_uri=settings.tracking_uri,
+        ui_command=tracker.ui_command(),
+        train_seconds=train_seconds,
+    )
+    create_markdown_artifact(
+        key=re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-summary".lower()),
+        markdown=summary_markdown(config, asdict(result)),
+        description=f"aeflow run {run_id}",
+    )
+    return asdict(result)

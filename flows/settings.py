@@ -1,0 +1,59 @@
+"""The project's MLflow settings, read from `mlflow.yml` and the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows import PROJECT_ROOT
+
+
+class RegisteredModelNames(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "{name}"
+    encoder: str = "{name}-encoder"
+    decoder: str = "{name}-decoder"
+
+    def for_run(self, name: str) -> dict[str, str]:
+        return {
+            "model": self.model.format(name=name),
+            "encoder": self.encoder.format(name=name),
+            "decoder": self.decoder.format(name=name),
+        }
+
+
+class MlflowSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "./mlartifacts"
+    experiment_name: str = "aeflow"
+    registered_models: RegisteredModelNames = Field(default_factory=RegisteredModelNames)
+
+    def resolved(self, base: Path) -> MlflowSettings:
+        """Relative SQLite paths and artifact folders made absolute against `base`, env applied."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+            uri = prefix + str((base / uri[len(prefix) :]).resolve())
+        artifacts = self.artifact_location
+        if "://" not in artifacts:
+            artifacts = (base / artifacts).resolve().as_uri()
+        return self.model_copy(update={"tracking_uri": uri, "artifact_location": artifacts})
+
+
+def settings_file() -> Path:
+    """`AEFLOW_MLFLOW_CONFIG`, else ./mlflow.yml, else the one at the project root."""
+    explicit = os.environ.get("AEFLOW_MLFLOW_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / "mlflow.yml"
+    return local if local.is_file() else PROJECT_ROOT / "mlflow.yml"
+
+
+def load_mlflow_settings(path: Path | None = None) -> MlflowSettings:
+    path = path or settings_file()
+    raw = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return MlflowSettings.model_validate(raw or {}).resolved(path.resolve().parent)

@@ -1,0 +1,133 @@
+"""MLflow glue: one run per pipeline run, logged through `MlflowClient` with an explicit run id.
+
+MLflow keeps its "active run" per thread and Prefect runs each task in a worker thread, so the
+tasks never rely on `mlflow.active_run()`: they get the run id and log through the client.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import onnx
+import onnxruntime as ort
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from components.config import RunConfig
+from components.training import EpochReport
+from flows.settings import MlflowSettings
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server cannot be reached; raised before any training starts."""
+
+
+class Tracker:
+    def __init__(self, settings: MlflowSettings) -> None:
+        self.settings = settings
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    def check_reachable(self, timeout_s: float = 5.0) -> None:
+        """Fail in seconds, not after training: probe an HTTP server's /health endpoint."""
+        uri = self.settings.tracking_uri
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            return
+        if not uri.startswith(("http://", "https://")):
+            return
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+                if response.status != 200:
+                    raise TrackingUnavailableError(
+                        f"MLflow server {uri} answered /health with {response.status}"
+                    )
+        except (urllib.error.URLError, OSError) as err:
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {uri} is not reachable ({err}). Start it (e.g. `mlflow server "
+                "--backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000`), or unset "
+                "MLFLOW_TRACKING_URI to use the local SQLite file from mlflow.yml."
+            ) from None
+
+    def experiment_id(self) -> str:
+        """The configured experiment, created on first use (a concurrent creator may win the race)."""
+        name = self.settings.experiment_name
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        try:
+            return str(self.client.create_experiment(name, artifact_location=self.settings.artifact_location))
+        except MlflowException:
+            again = self.client.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    def start_run(self, cfg: RunConfig, tags: dict[str, str] | None = None) -> str:
+        run = self.client.create_run(self.experiment_id(), run_name=cfg.name, tags=tags or {})
+        params = [Param(key, value[:6000]) for key, value in cfg.flat().items()]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(run.info.run_id, params=params[start : start + 100])
+        return str(run.info.run_id)
+
+    def log_epoch(self, run_id: str, report: EpochReport) -> None:
+        now = int(time.time() * 1000)
+        values = {
+            "train_loss": report.train_loss,
+            "val_loss": report.val_loss,
+            "epoch_seconds": report.seconds,
+            "train_images_per_second": report.images_per_second,
+        }
+        metrics = [Metric(key, float(v), now, report.epoch) for key, v in values.items()]
+        self.client.log_batch(run_id, metrics=metrics)
+
+    def log_metrics(self, run_id: str, values: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_onnx_models(
+        self, run_id: str, folder: Path, manifest: dict[str, Any], name: str
+    ) -> dict[str, str]:
+        """Log each graph with the `mlflow.onnx` flavour and register it; returns role → version."""
+        names = self.settings.registered_models.for_run(name)
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        mlflow.set_registry_uri(self.settings.tracking_uri)
+        versions: dict[str, str] = {}
+        rng = np.random.default_rng(0)
+        with mlflow.start_run(run_id=run_id):
+            for role, spec in manifest["graphs"].items():
+                path = folder / spec["file"]
+                session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                shape = manifest["latent" if role == "decoder" else "input"]["shape"]
+                example = rng.random((2, *shape), dtype=np.float32)
+                output = session.run(None, {spec["inputs"][0]: example})[0]
+                info = mlflow.onnx.log_model(
+                    onnx.load(str(path)),
+                    name=role,
+                    signature=infer_signature(example, output),
+                    input_example=example,
+                    registered_model_name=names[role],
+                    save_as_external_data=False,
+                    onnx_execution_providers=["CPUExecutionProvider"],
+                )
+                versions[role] = str(info.registered_model_version)
+        return versions
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(status)))
+
+    def ui_command(self) -> str:
+        return (
+            f"mlflow ui --backend-store-uri {self.settings.tracking_uri} "
+            f"--default-artifact-root {self.settings.artifact_location}"
+        )
