@@ -103,9 +103,9 @@ def ingest(cfg: DataConfig) -> IngestResult:
     path = cache_path(cfg)
     if path.is_file():
         return IngestResult(path, ImageSplits.load(path), from_cache=True)
-    splits = _load_fresh(cfg)
-    splits.save(path)
-    return IngestResult(path, splits, from_cache=False)
+    _load_fresh(cfg).save(path)
+    # Hand back what the cache holds (images stored as 8-bit), so a first run and a rerun see the same data.
+    return IngestResult(path, ImageSplits.load(path), from_cache=False)
 
 
 def check_source(cfg: DataConfig) -> None:

@@ -21,6 +21,8 @@ LESSON_AE: dict[str, Any] = {
     "model": {"kind": "conv-ae", "channels": [16, 8, 8], "kernel_size": 3},
     "train": {"epochs": 30, "batch_size": 256, "lr": 1e-3, "loss": "bce"},
 }
+# scikit-learn's digits give ~1,300 training images, 6 batches an epoch: the denoiser needs more
+# epochs than on MNIST to converge (measured: 60 epochs → 16.8 dB, 100 → ~18 dB, about 35 s / 60 s).
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The lesson's convolutional autoencoder: Conv 1→16→8→8, 3×3 kernels, 2×2 max-pool, 8×4×4 code.
@@ -30,6 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **LESSON_AE,
         "name": "lesson-denoise",
         "corruption": {"kind": "gaussian", "mean": 0.5, "std": 0.5, "clip": True},
+        "train": {**LESSON_AE["train"], "epochs": 100},
     },
     # Tiny and fast: for smoke tests and trying the tooling, not for quality.
     "smoke": {

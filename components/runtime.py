@@ -79,9 +79,9 @@ class OnnxAutoencoder:
     def _batch(self, array: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
         array = np.asarray(array)
         if array.ndim == len(shape):
-            array = array[None]
-        if array.ndim == len(shape) and shape[0] == 1:
-            array = array[:, None]
+            # One channel: (N, H, W) is a batch without its channel axis (one (1, H, W) image reads the
+            # same way); otherwise it is a single image without its batch axis.
+            array = array[:, None] if shape[0] == 1 else array[None]
         if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
             raise InputError(f"{what}: expected shape (N, {', '.join(map(str, shape))}), got {array.shape}")
         if array.dtype == np.uint8:

@@ -1,0 +1,87 @@
+"""The lesson's convolutional autoencoder: code and output shapes, ranges, and the downsampling case."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils import parameters_to_vector
+
+from components.config import ModelConfig
+from components.corruption import model_input_shape
+from components.models import ConvAutoencoder, build_model, parameter_count
+from components.presets import load_config
+
+
+def _images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_lesson_network_has_the_8x4x4_code_on_28x28() -> None:
+    model = build_model(ModelConfig(channels=[16, 8, 8]), (1, 28, 28), (1, 28, 28)).eval()
+    assert isinstance(model, ConvAutoencoder)
+    x = _images((5, 1, 28, 28))
+    with torch.no_grad():
+        code = model.encoder(x)
+        out = model(x)
+    assert code.shape == (5, 8, 4, 4)
+    assert out.shape == (5, 1, 28, 28)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    with torch.no_grad():
+        assert torch.allclose(out, torch.sigmoid(model.logits(x)))
+        assert torch.allclose(out, model.decoder(code))
+
+
+def test_rgb_32x32() -> None:
+    model = build_model(ModelConfig(channels=[16, 8, 8]), (3, 32, 32), (3, 32, 32)).eval()
+    with torch.no_grad():
+        code = model.encoder(_images((2, 3, 32, 32)))
+        out = model(_images((2, 3, 32, 32)))
+    assert code.shape == (2, 8, 4, 4)
+    assert out.shape == (2, 3, 32, 32)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("side", [16, 28, 30, 33])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_output_size_equals_input_size_for_any_side(side: int, kernel: int) -> None:
+    model = build_model(ModelConfig(channels=[4, 4, 4], kernel_size=kernel), (1, side, side), (1, side, side))
+    with torch.no_grad():
+        assert model(_images((2, 1, side, side))).shape == (2, 1, side, side)
+
+
+def test_downsampled_input_is_decoded_to_full_size_through_build_model() -> None:
+    cfg = load_config(
+        overrides=["data.image_size=28", "corruption.kind=downsample", "corruption.factor=2", "model.channels=[16, 8, 8]"]
+    )
+    image_shape = (1, cfg.data.image_size, cfg.data.image_size)
+    input_shape = model_input_shape(cfg.corruption, image_shape)
+    assert input_shape == (1, 14, 14)
+    model = build_model(cfg.model, input_shape, image_shape).eval()
+    with torch.no_grad():
+        out = model(_images((3, *input_shape)))
+    assert out.shape == (3, *image_shape)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_parameter_count_is_positive_and_grows_with_width() -> None:
+    small = build_model(ModelConfig(channels=[4, 4]), (1, 16, 16), (1, 16, 16))
+    large = build_model(ModelConfig(channels=[16, 8]), (1, 16, 16), (1, 16, 16))
+    assert parameter_count(small) > 0
+    assert parameter_count(small) == parameters_to_vector(small.parameters()).numel()
+    assert parameter_count(large) > parameter_count(small)
+
+
+def test_every_parameter_gets_a_gradient() -> None:
+    model = build_model(ModelConfig(channels=[8, 4]), (1, 16, 16), (1, 16, 16))
+    x = _images((4, 1, 16, 16))
+    torch.nn.functional.binary_cross_entropy_with_logits(model.logits(x), x).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters() if p.grad is not None)
+
+
+def test_unknown_model_kind_is_refused() -> None:
+    cfg = ModelConfig.model_construct(kind="transformer")  # unvalidated, to reach build_model's own check
+    with pytest.raises(ValueError, match="transformer"):
+        build_model(cfg, (1, 16, 16), (1, 16, 16))

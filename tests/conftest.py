@@ -1,0 +1,15 @@
+"""Keep every test's state out of the project folder and the user's home.
+
+Prefect reads its settings on first import, so PREFECT_HOME is pointed at a temporary folder
+here, before any test module imports `flows` or `prefect`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_STATE = tempfile.mkdtemp(prefix="aeflow-tests-")
+os.environ["PREFECT_HOME"] = os.path.join(_STATE, "prefect")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -1,0 +1,79 @@
+"""The `aeflow` console script as a user runs it: a real subprocess, real exit codes and output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.presets import PRESETS
+
+AEFLOW = str(Path(sys.executable).with_name("aeflow"))
+
+
+def _aeflow(*args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None):
+    full_env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect"), **(env or {})}
+    return subprocess.run(
+        [AEFLOW, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_presets_are_listed(tmp_path: Path) -> None:
+    proc = _aeflow("presets", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == list(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+        (["run", "--preset", "smoke", "--set", "corruption.std=-1"], "corruption.std"),
+        (["run", "--preset", "smoke", "--set", "train.epochs"], "section.key=value"),
+        (["run", "--preset", "smoke", "--set", "model.latent=3"], "model.latent"),
+        (["run", "--config", "missing.yaml"], "missing.yaml does not exist"),
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path: Path, args: list[str], expected: str) -> None:
+    proc = _aeflow(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "exported").exists()
+
+
+def test_dataset_missing_offline_names_the_files_and_download_setting(tmp_path: Path) -> None:
+    proc = _aeflow(
+        "run", "--preset", "lesson-ae", "--set", "data.name=mnist", "--set", "data.root=nowhere", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert str(Path("nowhere") / "MNIST" / "raw" / "train-images-idx3-ubyte") in proc.stderr
+    assert "data.download is false" in proc.stderr
+
+
+@pytest.mark.slow
+def test_run_writes_onnx_manifest_and_mlflow_run(tmp_path: Path) -> None:
+    """What `make run` does, on the tiny preset, from a folder with its own mlflow.yml."""
+    (tmp_path / "mlflow.yml").write_text(
+        "tracking_uri: sqlite:///runs.db\nartifact_location: ./artifacts\nexperiment_name: cli-test\n"
+    )
+    proc = _aeflow("run", "--preset", "smoke", "--set", "train.progress=false", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    export = tmp_path / "exported" / "smoke"
+    for name in ("encoder.onnx", "decoder.onnx", "model.onnx", "manifest.json"):
+        assert (export / name).is_file()
+        assert str(Path("exported") / "smoke" / name) in proc.stdout
+    db = tmp_path / "runs.db"
+    assert db.is_file() and str(db) in proc.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{db}" in proc.stdout
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert "test_psnr" in runs[0].data.metrics
+    assert (tmp_path / "artifacts").is_dir()
