@@ -108,7 +108,9 @@ def test_partly_present_dataset_is_still_reported_missing(mnist: dict, tmp_path:
     root = tmp_path / "partial"
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    (raw / "train-images-idx3-ubyte").write_bytes((mnist["root"] / "MNIST/raw/train-images-idx3-ubyte").read_bytes())
+    (raw / "train-images-idx3-ubyte").write_bytes(
+        (mnist["root"] / "MNIST/raw/train-images-idx3-ubyte").read_bytes()
+    )
     with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte"):
         check_source(DataConfig(name="mnist", root=root, cache_dir=tmp_path / "cache"))
 

@@ -50,7 +50,13 @@ def test_metrics_are_means_of_per_image_values() -> None:
     per_image_psnr = [10 * math.log10(1.0 / m) for m in per_image_mse]
     per_image_ssim = [
         structural_similarity(
-            r, o, data_range=1.0, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            r,
+            o,
+            data_range=1.0,
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
         )
         for o, r in zip(out, ref, strict=True)
     ]
@@ -106,4 +112,6 @@ def test_evaluate_downsampling_compares_at_full_size(digits_splits: ImageSplits)
     assert result.corrupted.shape == (len(digits_splits.test), c, h // 2, w // 2)
     assert result.output.shape == digits_splits.test.shape
     upsampled = trivial_baseline(result.corrupted, cfg.corruption, size=(h, w))
-    assert result.metrics["baseline_mse"] == pytest.approx(image_quality(upsampled, digits_splits.test)["mse"])
+    assert result.metrics["baseline_mse"] == pytest.approx(
+        image_quality(upsampled, digits_splits.test)["mse"]
+    )

@@ -64,7 +64,9 @@ def test_onnxruntime_matches_torch_at_several_batch_sizes(exported: Exported) ->
         for name in GRAPHS:
             (actual,) = sessions[name].run(None, feeds[name])
             assert actual.shape == tuple(expected[name].shape), (name, batch)
-            np.testing.assert_allclose(actual, expected[name].numpy(), atol=1e-5, rtol=0, err_msg=f"{name} @ {batch}")
+            np.testing.assert_allclose(
+                actual, expected[name].numpy(), atol=1e-5, rtol=0, err_msg=f"{name} @ {batch}"
+            )
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
@@ -129,7 +131,11 @@ def test_downsample_export_takes_small_images_and_returns_full_size(
     make_config: Callable[..., RunConfig],
 ) -> None:
     cfg = make_config(
-        "name=tiny-sr", "data.image_size=16", "corruption.kind=downsample", "corruption.factor=2", "model.channels=[4]"
+        "name=tiny-sr",
+        "data.image_size=16",
+        "corruption.kind=downsample",
+        "corruption.factor=2",
+        "model.channels=[4]",
     )
     torch.manual_seed(0)
     model = build_model(cfg.model, (1, 8, 8), (1, 16, 16))

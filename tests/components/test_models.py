@@ -51,7 +51,12 @@ def test_output_size_equals_input_size_for_any_side(side: int, kernel: int) -> N
 
 def test_downsampled_input_is_decoded_to_full_size_through_build_model() -> None:
     cfg = load_config(
-        overrides=["data.image_size=28", "corruption.kind=downsample", "corruption.factor=2", "model.channels=[16, 8, 8]"]
+        overrides=[
+            "data.image_size=28",
+            "corruption.kind=downsample",
+            "corruption.factor=2",
+            "model.channels=[16, 8, 8]",
+        ]
     )
     image_shape = (1, cfg.data.image_size, cfg.data.image_size)
     input_shape = model_input_shape(cfg.corruption, image_shape)

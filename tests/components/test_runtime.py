@@ -63,7 +63,10 @@ def test_reconstruct_equals_decode_of_encode_and_torch(
 def test_uint8_images_are_scaled_to_unit_range(runtime: OnnxAutoencoder, images: np.ndarray) -> None:
     as_bytes = (images * 255).round().astype(np.uint8)
     np.testing.assert_allclose(
-        runtime.reconstruct(as_bytes), runtime.reconstruct(as_bytes.astype(np.float32) / 255), atol=1e-6, rtol=0
+        runtime.reconstruct(as_bytes),
+        runtime.reconstruct(as_bytes.astype(np.float32) / 255),
+        atol=1e-6,
+        rtol=0,
     )
     assert runtime.encode(as_bytes).shape[0] == len(images)
 
@@ -100,10 +103,10 @@ def test_non_finite_input_is_an_input_error(runtime: OnnxAutoencoder, images: np
 
 
 def test_missing_folder_or_manifest(folder_copy: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelFolderError, match="manifest.json"):
+    with pytest.raises(ModelFolderError, match=r"manifest\.json"):
         OnnxAutoencoder(tmp_path / "nothing-here")
     (folder_copy / "manifest.json").unlink()
-    with pytest.raises(ModelFolderError, match="manifest.json"):
+    with pytest.raises(ModelFolderError, match=r"manifest\.json"):
         OnnxAutoencoder(folder_copy)
 
 
@@ -117,13 +120,13 @@ def test_truncated_graph_is_refused(folder_copy: Path) -> None:
     encoder = folder_copy / "encoder.onnx"
     data = encoder.read_bytes()
     encoder.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFolderError, match="encoder.onnx"):
+    with pytest.raises(ModelFolderError, match=r"encoder\.onnx"):
         OnnxAutoencoder(folder_copy)
 
 
 def test_missing_graph_is_refused(folder_copy: Path) -> None:
     (folder_copy / "decoder.onnx").unlink()
-    with pytest.raises(ModelFolderError, match="decoder.onnx"):
+    with pytest.raises(ModelFolderError, match=r"decoder\.onnx"):
         OnnxAutoencoder(folder_copy)
 
 
@@ -133,7 +136,7 @@ def test_edited_manifest_hash_is_refused(folder_copy: Path) -> None:
     digest = manifest["files"]["model.onnx"]
     manifest["files"]["model.onnx"] = ("0" if digest[0] != "0" else "1") + digest[1:]
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelFolderError, match="model.onnx"):
+    with pytest.raises(ModelFolderError, match=r"model\.onnx"):
         OnnxAutoencoder(folder_copy)
 
 

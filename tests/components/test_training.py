@@ -67,7 +67,11 @@ def test_checkpoint_reloads_to_identical_outputs(trained: Trained) -> None:
 
 
 def _short_run(
-    make_config: Callable[..., RunConfig], overrides: tuple[str, ...], splits: ImageSplits, seed: int, where: str
+    make_config: Callable[..., RunConfig],
+    overrides: tuple[str, ...],
+    splits: ImageSplits,
+    seed: int,
+    where: str,
 ) -> torch.Tensor:
     cfg = make_config(*overrides, "train.epochs=2", f"train.seed={seed}", f"name={where}")
     model = fit(cfg, splits).model
