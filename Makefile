@@ -25,13 +25,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check components flows tests
+	$(BIN)/ruff format --check components flows tests
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format .
-	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format components flows tests
+	$(BIN)/ruff check --fix components flows tests
 
 clean:
 	rm -rf .cache .prefect mlflow.db mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache
