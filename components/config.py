@@ -63,17 +63,52 @@ class CorruptionConfig(Section):
     eval_seed: int = Field(1234, description="Seed of the fixed corruption of the evaluation sets.")
 
 
+ModelKind = Literal["ae", "denoise", "superres", "vae", "cvae", "aae"]
+NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
+
+
 class ModelConfig(Section):
-    kind: Literal["conv-ae"] = "conv-ae"
+    """Which autoencoder to build. Each kind pairs with a model file under components/models/."""
+
+    kind: ModelKind = Field(
+        "ae",
+        description="ae: plain (sparse with `sparsity` > 0); denoise: trained corrupted → clean; "
+        "superres: low-res → high-res; vae / cvae: (conditional) variational; aae: adversarial.",
+    )
+    architecture: Literal["conv", "fc", "fcn"] = Field(
+        "conv",
+        description="conv: the lesson's conv stack; fc: fully connected (the lesson's VAE); "
+        "fcn: fully convolutional, any image size (photographs).",
+    )
     channels: list[int] = Field(default_factory=lambda: [16, 8, 8], min_length=1, max_length=6)
     kernel_size: int = Field(3, ge=1, le=7)
+    latent_dim: int | None = Field(
+        None, ge=1, description="Dense bottleneck size; None keeps the conv feature map as the code."
+    )
+    hidden: list[int] = Field(default_factory=lambda: [512], min_length=1, description="fc layer widths.")
+    upsample: Literal["nearest", "pixelshuffle"] = Field("nearest", description="Decoder upsampling.")
+    residual: bool = Field(False, description="Predict a correction to the (upsampled) input (fcn).")
+    sparsity: float = Field(0.0, ge=0.0, description="L1 activity penalty on the code (sparse ae).")
+    beta: float = Field(1.0, ge=0.0, description="Weight of the KL term (vae, cvae).")
+    num_classes: int = Field(10, ge=2, description="Label classes (cvae).")
+    disc_hidden: int = Field(256, ge=8, description="Discriminator width (aae).")
 
     @model_validator(mode="after")
-    def _positive_channels(self) -> ModelConfig:
-        if any(c <= 0 for c in self.channels):
-            raise ValueError(f"model.channels must all be positive, got {self.channels}")
+    def _consistent(self) -> ModelConfig:
+        if any(c <= 0 for c in self.channels) or any(h <= 0 for h in self.hidden):
+            raise ValueError(
+                f"model.channels and model.hidden must be positive, got {self.channels}, {self.hidden}"
+            )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"model.kernel_size must be odd to keep sizes, got {self.kernel_size}")
+        if self.kind in ("vae", "cvae", "aae") and self.latent_dim is None:
+            raise ValueError(f"model.kind={self.kind} needs model.latent_dim (e.g. 2 or 16)")
+        if self.architecture == "fc" and self.latent_dim is None:
+            raise ValueError("model.architecture=fc needs model.latent_dim")
+        if self.architecture == "fcn" and self.kind not in ("ae", "denoise", "superres"):
+            raise ValueError("model.architecture=fcn is for ae, denoise and superres")
+        if self.architecture == "fcn" and self.latent_dim is not None:
+            raise ValueError("model.architecture=fcn keeps a spatial code: leave model.latent_dim unset")
         return self
 
 
@@ -81,7 +116,9 @@ class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0.0)
-    loss: Literal["bce", "mse"] = "bce"
+    loss: Literal["bce", "mse"] = Field(
+        "bce", description="Reconstruction likelihood: bce = Bernoulli, mse = Gaussian (squared error)."
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     mixed_precision: bool = Field(True, description="bf16 autocast; used on CUDA only.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's.")
@@ -92,6 +129,9 @@ class TrainConfig(Section):
 
 class EvalConfig(Section):
     grid_images: int = Field(8, ge=1, le=32, description="Columns of the reconstruction grid.")
+    knn_k: int = Field(5, ge=1, description="Neighbours for the k-NN accuracy of the codes.")
+    iwae_k: int = Field(64, ge=1, description="Importance samples for the VAE's IWAE NLL bound.")
+    baselines: bool = Field(True, description="Compute PCA / k-NN / classical-filter baselines.")
 
 
 class ExportConfig(Section):
@@ -114,7 +154,13 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        size, factor = self.data.image_size, self.corruption.factor
+        size, factor, kind = self.data.image_size, self.corruption.factor, self.model.kind
+        if kind == "superres" and self.corruption.kind != "downsample":
+            raise ValueError(
+                "model.kind=superres trains on downsampled inputs: set corruption.kind=downsample"
+            )
+        if kind == "denoise" and self.corruption.kind not in NOISE_KINDS:
+            raise ValueError(f"model.kind=denoise needs a noise corruption: corruption.kind in {NOISE_KINDS}")
         if self.corruption.kind == "downsample" and size % factor:
             raise ValueError(
                 f"data.image_size={size} is not divisible by corruption.factor={factor}; "

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch import nn
 
 from components.config import RunConfig
 from components.corruption import corrupt_fixed, trivial_baseline
 from components.data import ImageSplits
+from components.models import Autoencoder
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,30 @@ class Evaluation:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def predict(
+    model: Autoencoder, inputs: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 512
+) -> torch.Tensor:
+    """Reconstructions in [0, 1]; labels are passed only to conditional models."""
     model.eval()
-    return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    use = labels if model.conditional else None
+    parts = [
+        model(inputs[i : i + batch_size], None if use is None else use[i : i + batch_size])
+        for i in range(0, len(inputs), batch_size)
+    ]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def encode_all(
+    model: Autoencoder, inputs: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 512
+) -> torch.Tensor:
+    model.eval()
+    use = labels if model.conditional else None
+    parts = [
+        model.encode(inputs[i : i + batch_size], None if use is None else use[i : i + batch_size])
+        for i in range(0, len(inputs), batch_size)
+    ]
+    return torch.cat(parts)
 
 
 def image_quality(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -61,7 +82,7 @@ def image_quality(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
 
 
 def evaluate(
-    model: nn.Module, splits: ImageSplits, cfg: RunConfig, corrupted: torch.Tensor | None = None
+    model: Autoencoder, splits: ImageSplits, cfg: RunConfig, corrupted: torch.Tensor | None = None
 ) -> Evaluation:
     """Score the model on the test split against the clean images, next to the trivial baseline.
 
@@ -69,7 +90,7 @@ def evaluate(
     """
     clean = splits.test
     corrupted = corrupt_fixed(clean, cfg.corruption) if corrupted is None else corrupted
-    output = predict(model, corrupted)
+    output = predict(model, corrupted, splits.test_labels)
     baseline = trivial_baseline(corrupted, cfg.corruption, size=(clean.shape[-2], clean.shape[-1]))
     ours, theirs = image_quality(output, clean), image_quality(baseline, clean)
     metrics = {f"test_{k}": v for k, v in ours.items()}

@@ -24,10 +24,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from torch import nn
 
 from components.config import RunConfig
 from components.corruption import model_input_shape
+from components.models import Autoencoder, GraphSpec
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -35,17 +35,6 @@ FORMAT_VERSION = 1
 
 class ExportError(RuntimeError):
     """An exported graph failed its checks; nothing was written to the export folder."""
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """One graph to export: which module, its example input, and the ONNX input/output names."""
-
-    filename: str
-    module: nn.Module
-    example: torch.Tensor
-    input_name: str
-    output_name: str
 
 
 @dataclass(frozen=True)
@@ -63,16 +52,17 @@ def sha256_of(path: Path) -> str:
 
 
 def _export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
-    batch = torch.export.Dim("batch", min=1)
+    dims = {name: torch.export.Dim(name, min=1) for axes in spec.dynamic for name in axes.values()}
+    dynamic_shapes = tuple({axis: dims[name] for axis, name in axes.items()} for axes in spec.dynamic)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             spec.module,
-            (spec.example,),
+            spec.example,
             str(path),
-            input_names=[spec.input_name],
-            output_names=[spec.output_name],
-            dynamic_shapes=({0: batch},),
+            input_names=list(spec.input_names),
+            output_names=list(spec.output_names),
+            dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             dynamo=True,
             external_data=False,
@@ -85,29 +75,40 @@ def _export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
 
 @torch.no_grad()
 def _parity(spec: GraphSpec, path: Path, batches: list[int], atol: float) -> float:
-    """Largest |torch − onnxruntime| over random inputs at each batch size; raises past `atol`."""
+    """Largest |torch − onnxruntime| over every output, at each batch size; raises past `atol`."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
     for batch in batches:
-        shape = (batch, *spec.example.shape[1:])
-        # Draw inputs in the range the module sees: images in [0, 1], codes around the example's.
-        low, high = float(spec.example.min()), float(spec.example.max())
-        x = low + (high - low) * torch.rand(shape, generator=generator)
-        expected = spec.module(x).numpy()
-        actual = session.run(None, {spec.input_name: x.numpy()})[0]
-        diff = float(np.max(np.abs(expected - actual)))
-        if actual.shape != expected.shape or diff > atol:
-            raise ExportError(
-                f"{path.name}: onnxruntime differs from torch at batch {batch} "
-                f"(max |diff| {diff:.2e} > {atol:.0e}, shapes {actual.shape} vs {expected.shape})"
-            )
-        worst = max(worst, diff)
+        inputs = spec.sample(batch, generator)
+        expected = spec.module(*inputs)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        feeds = {name: x.numpy() for name, x in zip(spec.input_names, inputs, strict=True)}
+        actual = session.run(None, feeds)
+        for want, got in zip(expected, actual, strict=True):
+            diff = float(np.max(np.abs(want.numpy() - got))) if got.shape == want.shape else float("inf")
+            if diff > atol:
+                raise ExportError(
+                    f"{path.name}: onnxruntime differs from torch at batch {batch} (input shape "
+                    f"{tuple(inputs[0].shape)}): max |diff| {diff:.2e} > {atol:.0e}, shapes {got.shape} vs "
+                    f"{tuple(want.shape)}"
+                )
+            worst = max(worst, diff)
     return worst
 
 
+def _io_spec(session: ort.InferenceSession) -> dict[str, list[dict[str, Any]]]:
+    """Names, shapes (symbolic axes as strings) and dtypes of a graph's inputs and outputs."""
+
+    def describe(args: list[Any]) -> list[dict[str, Any]]:
+        return [{"name": a.name, "shape": list(a.shape), "dtype": a.type.removeprefix("tensor(").rstrip(")")}
+                for a in args]  # fmt: skip
+
+    return {"inputs": describe(session.get_inputs()), "outputs": describe(session.get_outputs())}
+
+
 def export_model(
-    model: nn.Module,
+    model: Autoencoder,
     cfg: RunConfig,
     image_shape: tuple[int, int, int],
     metrics: dict[str, float] | None = None,
@@ -117,36 +118,33 @@ def export_model(
     model = model.cpu().eval()
     input_shape = model_input_shape(cfg.corruption, image_shape)
     example = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        code = model.encoder(example)  # type: ignore[operator]
-    graphs = [
-        GraphSpec("encoder.onnx", model.encoder, example, "images", "code"),  # type: ignore[arg-type]
-        GraphSpec("decoder.onnx", model.decoder, code, "code", "images"),  # type: ignore[arg-type]
-        GraphSpec("model.onnx", model, example, "images", "reconstruction"),
-    ]
+    graphs = model.graphs(example)
     root = Path(cfg.export.dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / cfg.name
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{cfg.name}.staging-"))
     try:
-        parity = {}
+        parity, described = {}, {}
         for spec in graphs:
             path = staging / spec.filename
             _export_graph(spec, path, cfg.export.opset)
             parity[spec.filename] = _parity(spec, path, cfg.export.parity_batches, cfg.export.parity_atol)
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            described[spec.filename.removesuffix(".onnx")] = {"file": spec.filename, **_io_spec(session)}
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": cfg.name,
             "model_kind": cfg.model.kind,
+            "architecture": cfg.model.architecture,
+            "variational": model.variational,
+            "generative": model.generative,
+            "conditional": model.conditional,
+            "num_classes": int(getattr(model, "num_classes", 0)),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "input": {"name": "images", "shape": list(input_shape), "dtype": "float32", "range": [0.0, 1.0]},
             "output": {"name": "images", "shape": list(image_shape), "dtype": "float32", "range": [0.0, 1.0]},
-            "latent": {"name": "code", "shape": list(code.shape[1:])},
-            "graphs": {
-                "encoder": {"file": "encoder.onnx", "inputs": ["images"], "outputs": ["code"]},
-                "decoder": {"file": "decoder.onnx", "inputs": ["code"], "outputs": ["images"]},
-                "model": {"file": "model.onnx", "inputs": ["images"], "outputs": ["reconstruction"]},
-            },
+            "latent": {"name": "code", "shape": list(model.latent_shape)},
+            "graphs": described,
             "dataset": cfg.data.name,
             "corruption": cfg.corruption.model_dump(mode="json"),
             "config": cfg.model_dump(mode="json"),

@@ -91,14 +91,41 @@ class OnnxAutoencoder:
             raise InputError(f"{what}: contains NaN or infinite values")
         return array
 
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        batch = self._batch(images, self.input_shape, "images")
-        return self.sessions["encoder"].run(None, {"images": batch})[0]
+    def _labels(self, labels: np.ndarray | list[int] | None, n: int) -> dict[str, np.ndarray]:
+        if not self.manifest.get("conditional"):
+            return {}
+        if labels is None:
+            raise InputError("this model is conditional: pass one class label per image")
+        array = np.asarray(labels, dtype=np.int64).reshape(-1)
+        classes = int(self.manifest["num_classes"])
+        if len(array) != n or array.min(initial=0) < 0 or array.max(initial=0) >= classes:
+            raise InputError(f"labels: expected {n} integers in [0, {classes}), got {array.tolist()[:10]}")
+        return {"labels": array}
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
+    def _run(self, role: str, first: str, batch: np.ndarray, labels: object) -> list[np.ndarray]:
+        feeds = {first: batch, **self._labels(labels, len(batch))}  # type: ignore[arg-type]
+        return self.sessions[role].run(None, feeds)
+
+    def encode(self, images: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
+        """The code of each image (a VAE's posterior mean)."""
+        batch = self._batch(images, self.input_shape, "images")
+        return self._run("encoder", "images", batch, labels)[0]
+
+    def posterior(
+        self, images: np.ndarray, labels: np.ndarray | list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, log_var) of a variational model's posterior; sample outside with exp(½·log_var)."""
+        if not self.manifest.get("variational"):
+            raise InputError(f"model kind {self.manifest['model_kind']!r} is not variational")
+        mean, log_var = self._run(
+            "encoder", "images", self._batch(images, self.input_shape, "images"), labels
+        )
+        return mean, log_var
+
+    def decode(self, codes: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
         batch = self._batch(codes, self.latent_shape, "codes")
-        return self.sessions["decoder"].run(None, {"code": batch})[0]
+        return self._run("decoder", "code", batch, labels)[0]
 
-    def reconstruct(self, images: np.ndarray) -> np.ndarray:
+    def reconstruct(self, images: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
         batch = self._batch(images, self.input_shape, "images")
-        return self.sessions["model"].run(None, {"images": batch})[0]
+        return self._run("model", "images", batch, labels)[0]

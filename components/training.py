@@ -6,6 +6,7 @@ callback, so it runs the same under Prefect + MLflow, in a notebook, or in a uni
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -15,14 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from components.config import RunConfig
 from components.corruption import corrupt, corrupt_fixed, model_input_shape
 from components.data import ImageSplits
-from components.models import ConvAutoencoder, build_model
+from components.models import Autoencoder, build_model
 
 
 class TrainingDivergedError(RuntimeError):
@@ -37,11 +36,12 @@ class EpochReport:
     val_loss: float
     seconds: float
     images_per_second: float
+    terms: dict[str, float] = field(default_factory=dict)  # other loss terms (kl, disc_loss, ...)
 
 
 @dataclass
 class TrainResult:
-    model: ConvAutoencoder
+    model: Autoencoder
     device: str
     checkpoint: Path
     seconds: float
@@ -63,14 +63,6 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean per-pixel loss, computed in float32 outside autocast (BCE is unsafe in bf16)."""
-    logits = logits.float()
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits, target)
-    return F.mse_loss(torch.sigmoid(logits), target)
-
-
 def _save_checkpoint(path: Path, payload: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
@@ -85,17 +77,25 @@ def _save_checkpoint(path: Path, payload: dict[str, object]) -> None:
 
 @torch.no_grad()
 def _validation_loss(
-    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, cfg: RunConfig, amp: bool
+    model: Autoencoder,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    labels: torch.Tensor | None,
+    autocast: Callable[[], object],
 ) -> float:
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(inputs), 1024):
-        batch_in, batch_target = inputs[start : start + 1024], targets[start : start + 1024]
-        with torch.autocast(batch_in.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model.logits(batch_in)  # type: ignore[operator]
-        total += reconstruction_loss(logits, batch_target, cfg.train.loss).item() * len(batch_in)
-        count += len(batch_in)
+        part = slice(start, start + 1024)
+        with autocast():  # type: ignore[attr-defined]
+            terms = model.losses(inputs[part], targets[part], None if labels is None else labels[part])
+        total += terms["loss"].item() * len(inputs[part])
+        count += len(inputs[part])
     return total / max(count, 1)
+
+
+def needs_labels(model: Autoencoder) -> bool:
+    return model.conditional
 
 
 def fit(
@@ -112,12 +112,18 @@ def fit(
     torch.manual_seed(train_cfg.seed)
 
     input_shape = model_input_shape(cfg.corruption, splits.image_shape)
-    model = build_model(cfg.model, input_shape, splits.image_shape).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+    model = build_model(cfg.model, input_shape, splits.image_shape, train_cfg.loss).to(device)
+    optimizers = model.make_optimizers(train_cfg.lr)
+    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=amp)
 
     train_images = splits.train.to(device, non_blocking=True)
     val_images = splits.val.to(device)
     val_inputs = corrupt_fixed(val_images, cfg.corruption)
+    train_labels = val_labels = None
+    if needs_labels(model):
+        if int(splits.train_labels.min()) < 0:
+            raise ValueError(f"model.kind={cfg.model.kind} needs class labels, but {cfg.data.name} has none")
+        train_labels, val_labels = splits.train_labels.to(device), splits.val_labels.to(device)
     order_rng = torch.Generator().manual_seed(train_cfg.seed)
     noise_rng = torch.Generator(device=device).manual_seed(train_cfg.seed + 1)
 
@@ -137,36 +143,39 @@ def fit(
             epoch_start = time.perf_counter()
             model.train()
             order = torch.randperm(n_images, generator=order_rng).to(device)
-            loss_sum = torch.zeros((), device=device)
+            sums: dict[str, torch.Tensor] = {}
             for batch_index in range(n_batches):
-                clean = train_images[order[batch_index * batch_size : (batch_index + 1) * batch_size]]
+                index = order[batch_index * batch_size : (batch_index + 1) * batch_size]
+                clean = train_images[index]
+                labels = None if train_labels is None else train_labels[index]
                 noisy = corrupt(clean, cfg.corruption, noise_rng)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model.logits(noisy)
-                loss = reconstruction_loss(logits, clean, train_cfg.loss)
-                if not torch.isfinite(loss):
+                terms = model.training_step(noisy, clean, labels, optimizers, autocast)
+                if not torch.isfinite(terms["loss"]):
                     raise TrainingDivergedError(
-                        f"loss became {loss.item()} at epoch {epoch}, batch {batch_index + 1} of "
+                        f"loss became {terms['loss'].item()} at epoch {epoch}, batch {batch_index + 1} of "
                         f"{n_batches}; lower train.lr or check the data for NaN/inf values"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(clean)
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, torch.zeros((), device=device)) + value.float() * len(clean)
                 bar.update(1)
-            train_loss = loss_sum.item() / n_images
+            means = {name: total.item() / n_images for name, total in sums.items()}
+            train_loss = means.pop("loss")
             val_loss = (
-                _validation_loss(model, val_inputs, val_images, cfg, amp) if len(val_images) else float("nan")
+                _validation_loss(model, val_inputs, val_images, val_labels, autocast)
+                if len(val_images)
+                else float("nan")
             )
             seconds = time.perf_counter() - epoch_start
-            report = EpochReport(epoch, train_cfg.epochs, train_loss, val_loss, seconds, n_images / seconds)
+            report = EpochReport(
+                epoch, train_cfg.epochs, train_loss, val_loss, seconds, n_images / seconds, means
+            )
             result.history.append(report)
             bar.set_postfix(epoch=epoch, train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             _save_checkpoint(
                 checkpoint,
                 {
                     "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    "optimizers": [opt.state_dict() for opt in optimizers],
                     "epoch": epoch,
                     "history": [asdict(r) for r in result.history],
                     "config": cfg.model_dump(mode="json"),
@@ -179,10 +188,10 @@ def fit(
     return result
 
 
-def load_trained(cfg: RunConfig, image_shape: tuple[int, int, int], checkpoint: Path) -> ConvAutoencoder:
+def load_trained(cfg: RunConfig, image_shape: tuple[int, int, int], checkpoint: Path) -> Autoencoder:
     """Rebuild the model from its config and load the weights (tensors only: weights_only=True)."""
     input_shape = model_input_shape(cfg.corruption, image_shape)
-    model = build_model(cfg.model, input_shape, image_shape)
+    model = build_model(cfg.model, input_shape, image_shape, cfg.train.loss)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     return model.eval()

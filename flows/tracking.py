@@ -108,14 +108,26 @@ class Tracker:
             for role, spec in manifest["graphs"].items():
                 path = folder / spec["file"]
                 session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                shape = manifest["latent" if role == "decoder" else "input"]["shape"]
-                example = rng.random((2, *shape), dtype=np.float32)
-                output = session.run(None, {spec["inputs"][0]: example})[0]
+                example = {
+                    item["name"]: (
+                        rng.integers(0, max(manifest.get("num_classes", 1), 1), size=2, dtype=np.int64)
+                        if item["dtype"] == "int64"
+                        else rng.random((2, *item["shape"][1:]), dtype=np.float32)
+                    )
+                    for item in spec["inputs"]
+                }
+                outputs = dict(
+                    zip([o["name"] for o in spec["outputs"]], session.run(None, example), strict=True)
+                )
+                single = len(example) == 1 and len(outputs) == 1
                 info = mlflow.onnx.log_model(
                     onnx.load(str(path)),
                     name=role,
-                    signature=infer_signature(example, output),
-                    input_example=example,
+                    signature=infer_signature(
+                        next(iter(example.values())) if single else example,
+                        next(iter(outputs.values())) if single else outputs,
+                    ),
+                    input_example=next(iter(example.values())) if single else example,
                     registered_model_name=names[role],
                     save_as_external_data=False,
                     onnx_execution_providers=["CPUExecutionProvider"],

@@ -55,7 +55,7 @@ def test_onnxruntime_matches_torch_at_several_batch_sizes(exported: Exported) ->
         x = torch.rand((batch, *exported.image_shape), generator=generator)
         with torch.no_grad():
             code = model.encoder(x)
-            expected = {"encoder.onnx": code, "decoder.onnx": model.decoder(code), "model.onnx": model(x)}
+            expected = {"encoder.onnx": code, "decoder.onnx": model.decode(code), "model.onnx": model(x)}
         feeds = {
             "encoder.onnx": {"images": x.numpy()},
             "decoder.onnx": {"code": code.numpy()},

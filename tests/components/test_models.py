@@ -27,8 +27,8 @@ def test_lesson_network_has_the_8x4x4_code_on_28x28() -> None:
     assert out.shape == (5, 1, 28, 28)
     assert out.min() >= 0.0 and out.max() <= 1.0
     with torch.no_grad():
-        assert torch.allclose(out, torch.sigmoid(model.logits(x)))
-        assert torch.allclose(out, model.decoder(code))
+        assert torch.allclose(out, model.decode(model.encode(x)))
+        assert torch.allclose(out, torch.sigmoid(model.decoder(code)))
 
 
 def test_rgb_32x32() -> None:
@@ -79,7 +79,7 @@ def test_parameter_count_is_positive_and_grows_with_width() -> None:
 def test_every_parameter_gets_a_gradient() -> None:
     model = build_model(ModelConfig(channels=[8, 4]), (1, 16, 16), (1, 16, 16))
     x = _images((4, 1, 16, 16))
-    torch.nn.functional.binary_cross_entropy_with_logits(model.logits(x), x).backward()
+    torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(model.encode(x)), x).backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, name
         assert torch.isfinite(param.grad).all(), name

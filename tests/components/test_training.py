@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from components.config import RunConfig
 from components.corruption import corrupt_fixed
 from components.data import ImageSplits
+from components.models.base import reconstruction_loss
 from components.training import (
     TrainingDivergedError,
     fit,
     load_trained,
-    reconstruction_loss,
     select_device,
 )
 
@@ -111,9 +111,10 @@ def test_reconstruction_loss_matches_its_definitions() -> None:
     logits = torch.randn((4, 1, 8, 8), generator=generator) * 3
     target = torch.rand((4, 1, 8, 8), generator=generator)
     probs = torch.sigmoid(logits)
-    bce = -(target * torch.log(probs) + (1 - target) * torch.log(1 - probs)).mean()
-    assert torch.allclose(reconstruction_loss(logits, target, "bce"), bce, atol=1e-5)
-    assert torch.allclose(reconstruction_loss(logits, target, "mse"), F.mse_loss(probs, target))
+    bce = -(target * torch.log(probs) + (1 - target) * torch.log(1 - probs)).flatten(1).sum(dim=1)
+    assert torch.allclose(reconstruction_loss(logits, target, "bce"), bce, atol=1e-4)
+    squared = F.mse_loss(probs, target, reduction="none").flatten(1).sum(dim=1)
+    assert torch.allclose(reconstruction_loss(logits, target, "mse"), squared, atol=1e-5)
     assert reconstruction_loss(logits.bfloat16(), target, "bce").dtype == torch.float32
 
 
