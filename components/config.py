@@ -40,8 +40,20 @@ class DataConfig(Section):
         0.2, gt=0.0, lt=0.5, description="Used only by datasets without an official test split."
     )
     limit: int | None = Field(None, ge=10, description="Keep at most this many training images.")
+    patches: int | None = Field(
+        None,
+        ge=1,
+        description="Folder only: cut this many random image_size×image_size patches from every image "
+        "(positions seeded by data.seed) instead of resizing it; images are split before cutting.",
+    )
     seed: int = 0
     cache_dir: Path = Path(".cache/aeflow")
+
+    @model_validator(mode="after")
+    def _patches_need_folder(self) -> DataConfig:
+        if self.patches is not None and self.name != "folder":
+            raise ValueError(f"data.patches cuts patches from an image folder; data.name is {self.name!r}")
+        return self
 
     def cache_key(self) -> str:
         """Hash of everything that changes the ingested arrays (not where the cache lives)."""

@@ -151,6 +151,8 @@ def _load_fresh(cfg: DataConfig) -> ImageSplits:
     if cfg.name in TORCHVISION_DATASETS:
         (train_x, train_y), (test_x, test_y) = _load_torchvision(cfg)
         train_x, train_y, val_x, val_y = _split_off(train_x, train_y, cfg.val_fraction, cfg.seed)
+    elif cfg.name == "folder" and cfg.patches is not None:
+        train_x, train_y, val_x, val_y, test_x, test_y = _folder_patches(cfg, cfg.patches)
     else:
         x, y = _load_digits(cfg) if cfg.name == "digits" else _load_folder(cfg)
         x, y, test_x, test_y = _split_off(x, y, cfg.test_fraction, cfg.seed)
@@ -223,6 +225,62 @@ def _load_folder(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Every png/jpg/bmp below data.root; a sub-folder name becomes the label when there are any."""
     from torchvision.transforms import v2 as transforms
 
+    files, decoded, labels, channels = _decode_folder(cfg)
+    size = cfg.image_size
+    fit = (
+        transforms.Resize((size, size), antialias=True)
+        if cfg.fit == "resize"
+        else transforms.Compose([transforms.Resize(size, antialias=True), transforms.CenterCrop(size)])
+    )
+    to_tensor = transforms.Compose([transforms.PILToTensor(), fit])
+    images = (
+        torch.stack([to_tensor(img.convert("RGB" if channels == 3 else "L")) for img in decoded]).float()
+        / 255
+    )
+    return images, labels
+
+
+def _folder_patches(
+    cfg: DataConfig, patches: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split whole images into train/val/test first, then cut `patches` random squares from each.
+
+    Splitting before cutting keeps every patch of one photograph in the same split, so validation
+    and test never see pixels the model trained on. Patches are never upscaled: an image smaller
+    than data.image_size is an error. Positions come from one generator seeded by data.seed.
+    """
+    files, decoded, labels, channels = _decode_folder(cfg)
+    size = cfg.image_size
+    small = [f"  {path}: {img.width}×{img.height}" for path, img in zip(files, decoded, strict=True)
+             if img.width < size or img.height < size]  # fmt: skip
+    if small:
+        shown = "\n".join(small[:10]) + (f"\n  ... and {len(small) - 10} more" if len(small) > 10 else "")
+        raise DatasetError(
+            f"{len(small)} images in {Path(cfg.root).expanduser()} are smaller than the "
+            f"{size}×{size} patches of data.image_size (patches are never upscaled):\n{shown}\n"
+            "Lower data.image_size or remove those images."
+        )
+    index = torch.arange(len(decoded))
+    index, _, test_index, _ = _split_off(index, labels, cfg.test_fraction, cfg.seed)
+    train_index, _, val_index, _ = _split_off(index, labels[index], cfg.val_fraction, cfg.seed + 1)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    mode = "RGB" if channels == 3 else "L"
+    out: list[torch.Tensor] = []
+    for part in (train_index, val_index, test_index):
+        cut = []
+        for i in part.tolist():
+            image = torch.from_numpy(np.asarray(decoded[i].convert(mode), dtype=np.uint8).copy())
+            image = image.unsqueeze(0) if image.dim() == 2 else image.permute(2, 0, 1)
+            tops = torch.randint(0, image.shape[1] - size + 1, (patches,), generator=generator).tolist()
+            lefts = torch.randint(0, image.shape[2] - size + 1, (patches,), generator=generator).tolist()
+            cut += [image[:, t : t + size, l : l + size] for t, l in zip(tops, lefts, strict=True)]
+        out.append(torch.stack(cut).float() / 255 if cut else torch.zeros((0, channels, size, size)))
+        out.append(labels[part].repeat_interleave(patches))
+    return out[0], out[1], out[2], out[3], out[4], out[5]
+
+
+def _decode_folder(cfg: DataConfig) -> tuple[list[Path], list[Image.Image], torch.Tensor, int]:
+    """Decode every image below data.root: (files, images, labels, channels); unreadable files are errors."""
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist; set data.root to a folder of images")
@@ -244,21 +302,10 @@ def _load_folder(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
             "Remove or replace them and run again."
         )
     channels = cfg.channels or (3 if any(_is_colour(img) for img in decoded) else 1)
-    size = cfg.image_size
-    fit = (
-        transforms.Resize((size, size), antialias=True)
-        if cfg.fit == "resize"
-        else transforms.Compose([transforms.Resize(size, antialias=True), transforms.CenterCrop(size)])
-    )
-    to_tensor = transforms.Compose([transforms.PILToTensor(), fit])
-    images = (
-        torch.stack([to_tensor(img.convert("RGB" if channels == 3 else "L")) for img in decoded]).float()
-        / 255
-    )
     parents = sorted({p.parent for p in files})
     label_of = {parent: i for i, parent in enumerate(parents)} if parents != [root] else {}
     labels = torch.tensor([label_of.get(p.parent, -1) for p in files], dtype=torch.long)
-    return images, labels
+    return files, decoded, labels, channels
 
 
 def _is_colour(img: Image.Image) -> bool:

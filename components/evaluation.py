@@ -54,6 +54,23 @@ def encode_all(
     return torch.cat(parts)
 
 
+@torch.no_grad()
+def mean_loss(
+    model: Autoencoder, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+) -> float:
+    """The training objective on held-out data (for a VAE: the negative ELBO, one sample, seeded)."""
+    model.eval()
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    total = 0.0
+    for i in range(0, len(inputs), batch_size):
+        part = slice(i, i + batch_size)
+        y = labels[part] if model.conditional else None
+        total += float(model.losses(inputs[part], targets[part], y)["loss"]) * len(inputs[part])
+    torch.random.set_rng_state(state)
+    return total / max(len(inputs), 1)
+
+
 def image_quality(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Mean MSE, PSNR (dB) and SSIM over images; both tensors (N, C, H, W) in [0, 1]."""
     if output.shape != target.shape:
@@ -96,4 +113,5 @@ def evaluate(
     metrics = {f"test_{k}": v for k, v in ours.items()}
     metrics |= {f"baseline_{k}": v for k, v in theirs.items()}
     metrics["psnr_gain_db"] = ours["psnr"] - theirs["psnr"]
+    metrics["test_loss"] = mean_loss(model, corrupted, clean, splits.test_labels)
     return Evaluation(metrics=metrics, clean=clean, corrupted=corrupted, output=output)

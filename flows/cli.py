@@ -11,6 +11,7 @@ import flows  # noqa: F401  (sets Prefect's environment defaults before prefect 
 from components.config import RunConfig
 from components.data import DatasetError, check_source
 from components.presets import PRESETS, ConfigError, load_config
+from flows.summary import comparison_lines
 
 app = typer.Typer(
     help="Train, evaluate, export and track autoencoders (Prefect + MLflow + ONNX).",
@@ -62,6 +63,8 @@ def run(
         f"SSIM {metrics['test_ssim']:.3f} (baseline {metrics['baseline_ssim']:.3f}), "
         f"MSE {metrics['test_mse']:.5f}"
     )
+    for label, value in comparison_lines(metrics):
+        typer.echo(f"  {label}: {value}")
     graphs = ", ".join(str(folder / name) for name in ("encoder.onnx", "decoder.onnx", "model.onnx"))
     typer.echo(f"  ONNX graphs:   {graphs}")
     typer.echo(f"  manifest:      {folder / 'manifest.json'}")

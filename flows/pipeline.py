@@ -17,12 +17,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from components.comparisons import kind_comparisons
 from components.config import RunConfig
 from components.corruption import corrupt_fixed
 from components.data import ImageSplits, ingest
 from components.evaluation import evaluate
 from components.export import export_model
-from components.figures import loss_curves, reconstruction_grid
+from components.figures import loss_curves
+from components.pictures import kind_pictures
 from components.training import EpochReport, fit, load_trained
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
@@ -104,21 +106,21 @@ def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id:
 def evaluate_step(
     cfg: RunConfig, data_path: str, eval_inputs: str, checkpoint: str, settings: MlflowSettings, run_id: str
 ) -> dict[str, float]:
+    logger = get_run_logger()
     splits = ImageSplits.load(Path(data_path))
     model = load_trained(cfg, splits.image_shape, Path(checkpoint))
     corrupted = torch.load(eval_inputs, weights_only=True)
     result = evaluate(model, splits, cfg, corrupted)
-    grid = reconstruction_grid(
-        [("original", result.clean), ("corrupted", result.corrupted), ("output", result.output)],
-        _work_dir(cfg, run_id) / "reconstructions.png",
-        columns=cfg.eval.grid_images,
-        title=f"{cfg.name}: test PSNR {result.metrics['test_psnr']:.2f} dB",
-    )
+    metrics = result.metrics | kind_comparisons(model, splits, cfg, corrupted, result.metrics)
+    pictures = kind_pictures(model, splits, cfg, result, _work_dir(cfg, run_id))
     tracker = Tracker(settings)
-    tracker.log_metrics(run_id, result.metrics)
-    tracker.log_artifact(run_id, grid, "figures")
-    get_run_logger().info("test metrics: %s", {k: round(v, 4) for k, v in result.metrics.items()})
-    return result.metrics
+    tracker.log_metrics(run_id, metrics)
+    for picture in pictures:
+        tracker.log_artifact(run_id, picture, "figures")
+    shown = {k: round(v, 4) for k, v in metrics.items() if not k.startswith("vae_kl_dim_")}
+    logger.info("test metrics: %s", shown)
+    logger.info("pictures: %s", ", ".join(p.name for p in pictures))
+    return metrics
 
 
 @task(name="export", cache_policy=NO_CACHE)

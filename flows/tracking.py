@@ -84,6 +84,7 @@ class Tracker:
             "val_loss": report.val_loss,
             "epoch_seconds": report.seconds,
             "train_images_per_second": report.images_per_second,
+            **{f"train_{name}": value for name, value in report.terms.items()},
         }
         metrics = [Metric(key, float(v), now, report.epoch) for key, v in values.items()]
         self.client.log_batch(run_id, metrics=metrics)
