@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aeflow-installed
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format clean results
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,14 +24,19 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## Retrain every model kind on the MNIST subset and rewrite RESULTS.md (about an hour on 2 cores).
+MNIST_ROOT ?= ../shared/data/mnist
+results: $(STAMP)
+	$(BIN)/python -m benchmarks.results --data-root $(MNIST_ROOT) $(if $(ONLY),--only $(ONLY))
+
 lint: $(STAMP)
-	$(BIN)/ruff check components flows tests
-	$(BIN)/ruff format --check components flows tests
+	$(BIN)/ruff check components flows tests benchmarks
+	$(BIN)/ruff format --check components flows tests benchmarks
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format components flows tests
-	$(BIN)/ruff check --fix components flows tests
+	$(BIN)/ruff format components flows tests benchmarks
+	$(BIN)/ruff check --fix components flows tests benchmarks
 
 clean:
 	rm -rf .cache .prefect mlflow.db mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache

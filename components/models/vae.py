@@ -20,11 +20,7 @@ from torch import nn
 from components.config import ModelConfig
 from components.models.base import Autoencoder, reconstruction_loss
 from components.models.blocks import ConvStack, ConvUpStack, halvings, mlp
-
-
-def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(log_var)) ‖ N(0, I)) summed over latent dimensions, per example."""
-    return -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum(dim=1)
+from components.vae_metrics import gaussian_kl
 
 
 class LatentEncoder(nn.Module):
@@ -127,7 +123,7 @@ class VariationalAutoencoder(Autoencoder):
         mean, log_var = mean.float(), log_var.float()
         code = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         recon = reconstruction_loss(self.decode_logits(code, labels), target, self.loss_kind).mean()
-        kl = kl_to_standard_normal(mean, log_var).mean()
+        kl = gaussian_kl(mean, log_var).sum(dim=1).mean()
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
 

@@ -1,0 +1,111 @@
+"""Regenerate RESULTS.md: train every model kind through the real Prefect flow and tabulate.
+
+    .venv/bin/python -m benchmarks.results --data-root ../shared/data/mnist [--only ae-16 vae-fc-2]
+
+Each row is one run of the `train-autoencoder` flow (tracked in MLflow under the experiment
+`aeflow-results`, so the runs can be compared in the MLflow UI). Measured rows are kept in
+benchmarks/results.json; `--only` reruns some rows and keeps the others, and the markdown is
+always rebuilt from the JSON, never edited by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import flows  # noqa: F401  (Prefect's environment defaults)
+from benchmarks.results_report import render
+from benchmarks.results_rows import ROWS, Row
+from components.presets import load_config
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE.parent / "RESULTS.md"
+
+
+def run_row(row: Row, data_root: str, work: Path) -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
+    from flows.pipeline import train_autoencoder
+    from flows.settings import load_mlflow_settings
+
+    cfg = load_config(
+        row.preset,
+        overrides=[
+            f"name=results-{row.name}",
+            f"data.root={data_root}",
+            f"export.dir={work / 'exported'}",
+            "train.progress=false",
+            *row.overrides,
+        ],
+    )
+    settings = load_mlflow_settings().model_copy(update={"experiment_name": "aeflow-results"})
+    result = train_autoencoder(cfg, settings)
+    history = MlflowClient(settings.tracking_uri).get_metric_history(result["run_id"], "train_disc_loss")
+    return {
+        "row": row.name,
+        "table": row.table,
+        "note": row.note,
+        "preset": row.preset,
+        "overrides": row.overrides,
+        "kind": cfg.model.kind,
+        "architecture": cfg.model.architecture,
+        "latent": cfg.model.latent_dim or "×".join(map(str, result_latent(result))),
+        "epochs": cfg.train.epochs,
+        "train_seconds": result["train_seconds"],
+        "corruption": cfg.corruption.model_dump(mode="json"),
+        "metrics": result["metrics"],
+        "disc_loss_by_epoch": [m.value for m in sorted(history, key=lambda m: m.step)],
+        "mlflow_run_id": result["run_id"],
+    }
+
+
+def result_latent(result: dict[str, Any]) -> list[int]:
+    manifest = json.loads((Path(result["export_dir"]) / "manifest.json").read_text())
+    return list(manifest["latent"]["shape"])
+
+
+def environment() -> dict[str, str]:
+    import torch
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", default="../shared/data/mnist", help="folder holding MNIST/raw")
+    parser.add_argument("--only", nargs="*", help="rerun only these rows (names from results_rows.py)")
+    parser.add_argument("--render-only", action="store_true", help="rebuild RESULTS.md from results.json")
+    args = parser.parse_args()
+
+    stored: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
+    rows = {r["row"]: r for r in stored.get("rows", [])}
+    if not args.render_only:
+        wanted = [row for row in ROWS if not args.only or row.name in args.only]
+        unknown = set(args.only or []) - {row.name for row in ROWS}
+        if unknown:
+            parser.error(f"unknown rows {sorted(unknown)}; known: {[row.name for row in ROWS]}")
+        work = Path(".cache/aeflow/results")
+        for row in wanted:
+            print(f"=== {row.name}: preset {row.preset} {' '.join(row.overrides)}", flush=True)
+            rows[row.name] = run_row(row, args.data_root, work)
+            stored = {"environment": environment(), "rows": [rows[r.name] for r in ROWS if r.name in rows]}
+            RESULTS_JSON.write_text(json.dumps(stored, indent=1))
+    RESULTS_MD.write_text(render(stored))
+    print(f"wrote {RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    main()
