@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.results --data-root ../shared/data/mnist [--only ae-16 vae-fc-2]
 
 Each row is one run of the `train-autoencoder` flow (tracked in MLflow under the experiment
-`aeflow-results`, so the runs can be compared in the MLflow UI). Measured rows are kept in
-benchmarks/results.json; `--only` reruns some rows and keeps the others, and the markdown is
-always rebuilt from the JSON, never edited by hand.
+`aeflow-results`, so the runs can be compared in the MLflow UI). Each measured row is kept as
+benchmarks/results/<row>.json; `--only` reruns some rows and keeps the others (two processes
+with different `--only` lists can run side by side), and the markdown is always rebuilt from
+the JSON files, never edited by hand.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from benchmarks.results_rows import ROWS, Row
 from components.presets import load_config
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results.json"
+RESULTS_DIR = HERE / "results"
 RESULTS_MD = HERE.parent / "RESULTS.md"
 
 
-def run_row(row: Row, data_root: str, work: Path) -> dict[str, Any]:
+def run_row(row: Row, data_root: str, work: Path, threads: int | None) -> dict[str, Any]:
     from mlflow.tracking import MlflowClient
 
     from flows.pipeline import train_autoencoder
@@ -40,6 +41,7 @@ def run_row(row: Row, data_root: str, work: Path) -> dict[str, Any]:
             f"data.root={data_root}",
             f"export.dir={work / 'exported'}",
             "train.progress=false",
+            *([f"train.num_threads={threads}"] if threads else []),
             *row.overrides,
         ],
     )
@@ -61,6 +63,7 @@ def run_row(row: Row, data_root: str, work: Path) -> dict[str, Any]:
         "metrics": result["metrics"],
         "disc_loss_by_epoch": [m.value for m in sorted(history, key=lambda m: m.step)],
         "mlflow_run_id": result["run_id"],
+        "environment": environment(),
     }
 
 
@@ -81,29 +84,36 @@ def environment() -> dict[str, str]:
     }
 
 
+def load_rows() -> dict[str, Any]:
+    """Measured rows in the order of ROWS, with the environment of the newest one."""
+    found = {p.stem: json.loads(p.read_text()) for p in RESULTS_DIR.glob("*.json")}
+    rows = [found[row.name] for row in ROWS if row.name in found]
+    newest = max(rows, key=lambda r: r["environment"]["date"], default=None)
+    return {"environment": newest["environment"] if newest else {}, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-root", default="../shared/data/mnist", help="folder holding MNIST/raw")
     parser.add_argument("--only", nargs="*", help="rerun only these rows (names from results_rows.py)")
-    parser.add_argument("--render-only", action="store_true", help="rebuild RESULTS.md from results.json")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's)")
+    parser.add_argument("--render-only", action="store_true", help="rebuild RESULTS.md from the JSON files")
     args = parser.parse_args()
 
-    stored: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
-    rows = {r["row"]: r for r in stored.get("rows", [])}
     if not args.render_only:
-        wanted = [row for row in ROWS if not args.only or row.name in args.only]
         unknown = set(args.only or []) - {row.name for row in ROWS}
         if unknown:
             parser.error(f"unknown rows {sorted(unknown)}; known: {[row.name for row in ROWS]}")
+        wanted = [row for row in ROWS if not args.only or row.name in args.only]
         work = Path(".cache/aeflow/results")
+        RESULTS_DIR.mkdir(exist_ok=True)
         for row in wanted:
             print(f"=== {row.name}: preset {row.preset} {' '.join(row.overrides)}", flush=True)
-            rows[row.name] = run_row(row, args.data_root, work)
-            stored = {"environment": environment(), "rows": [rows[r.name] for r in ROWS if r.name in rows]}
-            RESULTS_JSON.write_text(json.dumps(stored, indent=1))
-    RESULTS_MD.write_text(render(stored))
+            measured = run_row(row, args.data_root, work, args.threads)
+            (RESULTS_DIR / f"{row.name}.json").write_text(json.dumps(measured, indent=1))
+    RESULTS_MD.write_text(render(load_rows()))
     print(f"wrote {RESULTS_MD}")
 
 

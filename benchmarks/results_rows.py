@@ -29,8 +29,10 @@ ROWS: list[Row] = [
     Row("superres-x4", "superres", "superres-x4", [], "×4, sub-pixel decoder"),
     Row("vae-fc-2", "vae", "vae-fc", [], "the lesson's 784→512→2"),
     Row("vae-conv-2", "vae", "vae-conv", [], "the assignment: conv VAE"),
-    Row("vae-fc-16", "vae", "vae-fc", ["model.latent_dim=16"], ""),
-    Row("vae-conv-16", "vae", "vae-conv", ["model.latent_dim=16"], ""),
+    Row(
+        "vae-fc-16", "vae", "vae-fc", ["model.latent_dim=16"], "optional: not in `make results`' default run"
+    ),
+    Row("vae-conv-16", "vae", "vae-conv", ["model.latent_dim=16"], "optional"),
     Row("cvae-2", "generative", "cvae", [], "conditional, label in encoder and decoder"),
     Row("aae-2", "generative", "aae", [], "adversarial, N(0, I) prior"),
 ]

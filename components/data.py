@@ -225,7 +225,7 @@ def _load_folder(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Every png/jpg/bmp below data.root; a sub-folder name becomes the label when there are any."""
     from torchvision.transforms import v2 as transforms
 
-    files, decoded, labels, channels = _decode_folder(cfg)
+    _, decoded, labels, channels = _decode_folder(cfg)
     size = cfg.image_size
     fit = (
         transforms.Resize((size, size), antialias=True)
@@ -273,7 +273,7 @@ def _folder_patches(
             image = image.unsqueeze(0) if image.dim() == 2 else image.permute(2, 0, 1)
             tops = torch.randint(0, image.shape[1] - size + 1, (patches,), generator=generator).tolist()
             lefts = torch.randint(0, image.shape[2] - size + 1, (patches,), generator=generator).tolist()
-            cut += [image[:, t : t + size, l : l + size] for t, l in zip(tops, lefts, strict=True)]
+            cut += [image[:, t : t + size, x : x + size] for t, x in zip(tops, lefts, strict=True)]
         out.append(torch.stack(cut).float() / 255 if cut else torch.zeros((0, channels, size, size)))
         out.append(labels[part].repeat_interleave(patches))
     return out[0], out[1], out[2], out[3], out[4], out[5]

@@ -56,7 +56,11 @@ def encode_all(
 
 @torch.no_grad()
 def mean_loss(
-    model: Autoencoder, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+    model: Autoencoder,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 512,
 ) -> float:
     """The training objective on held-out data (for a VAE: the negative ELBO, one sample, seeded)."""
     model.eval()

@@ -1,24 +1,33 @@
 """A fully convolutional autoencoder for photographs: trained on patches, run on whole images of any size.
 
-Encoder: per width in `channels`, one resolution level: a stride-2 3×3 conv (the downsampling)
-followed by `convs_per_level - 1` same-size convs, all with ReLU. The code is the feature map
-at 1/2^levels of the input size. Decoder: the mirror, each level ending in a ×2 upsampling
-(sub-pixel conv or nearest + conv); super-resolution adds one more ×2 stage per factor of two,
-and the last stage emits the image channels directly, so no wide layer ever runs at full size.
+Encoder: per width in `channels`, one resolution level that halves the size, followed by
+same-size convs (`CONVS_PER_LEVEL` convs per level, ReLU after each). The first halving is a
+pixel-unshuffle (space-to-depth, lossless, as in FFDNet), the later ones stride-2 convs. The code
+is the feature map at 1/2^levels of the input size. Decoder: the mirror, each level ending in a
+×2 upsampling (sub-pixel conv or nearest + conv); super-resolution adds one more ×2 stage per
+factor of two, and the last stage (the head) emits the image channels directly, so no wide layer
+ever runs at full size.
 
 Any input size: the encoder pads the input (replicate) up to a multiple of the total stride and
 `forward` crops the output back to exactly input size × scale. Replicate padding works for
-inputs of any size (reflect needs more pixels than the pad) and matches how bicubic
-interpolation treats borders, so the residual base is unchanged by it.
+inputs of any size (reflect needs more pixels than the pad) and is how bicubic interpolation
+treats borders anyway, so the cropped bicubic base is exactly bicubic of the unpadded input.
 
 `residual=True` (the denoising / super-resolution setting): the network predicts a correction
-that is added to the input (bicubic-upsampled for super-resolution), output = clamp(base +
-correction, 0, 1). The decoder must be able to produce that on its own (decoder.onnx only gets
-the code), so the code carries the padded input losslessly as extra channels, rearranged to the
-code's size by pixel-unshuffle (channels × stride² of them, e.g. 16 for grayscale at stride 4).
-Training uses the unclamped base + correction, so the loss has a gradient everywhere; the
-squared error is taken on that directly (no sigmoid / logit round trip), while `decode_logits`
-still returns logits (of the clamped output) for callers that want them.
+that is added to a base, the input (bicubic-upsampled for super-resolution): output =
+clamp(base + correction, 0, 1). The decoder must be able to produce that on its own
+(decoder.onnx only gets the code), so the code carries the padded input losslessly as extra
+channels, rearranged to the code's size by pixel-unshuffle (channels × stride² of them, e.g. 16
+for grayscale at stride 4). The head also sees the base, which gives a linear input → correction
+path: a plain "subtract the high frequencies" filter is learnt within a few hundred steps and the
+deep path refines it (without it training sat at loss ≈ σ² much longer). Training takes the
+squared error of the unclamped base + correction directly, so the loss has a gradient
+everywhere and no sigmoid / logit round trip; `decode_logits` still returns logits (of the
+clamped output) for callers that want them. Without `residual` the decoder returns logits and
+`decode` applies the sigmoid, like the other kinds.
+
+The decoder's output (decoder.onnx) has the padded size × scale: a code does not say how much
+padding it holds. `forward` (model.onnx) crops to the exact size.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from torch import nn
 from components.config import ModelConfig
 from components.models.base import Autoencoder, GraphSpec, _Decode, _Encode, _Reconstruct
 
-# Convs per resolution level, on each side (the first encoder conv of a level is the stride-2 one).
+# Convs per resolution level, on each side of the code (encoder and decoder).
 CONVS_PER_LEVEL = 3
 # Outputs are clamped away from 0 and 1 by this much before `logit`, so logits stay finite.
 LOGIT_EPS = 1e-6
@@ -40,6 +49,27 @@ LOGIT_EPS = 1e-6
 
 def _conv(c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He (fan-in, ReLU) init for every conv, zero biases; the last conv starts near zero.
+
+    PyTorch's default conv init shrinks the signal about 6× per conv + ReLU, so a dozen layers
+    start with a vanishing output and gradient, and a residual denoiser sits on the "predict no
+    noise" plateau (loss stuck at σ²) for epochs. He init keeps the signal's scale through the
+    depth; the small last layer makes the initial output the input (or logits near 0).
+    """
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs:
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+    with torch.no_grad():
+        convs[-1].weight.mul_(0.1)
+
+
+def _conv_relu(c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> list[nn.Module]:
+    return [_conv(c_in, c_out, kernel_size, stride), nn.ReLU(inplace=True)]
 
 
 class _Up(nn.Module):
@@ -57,18 +87,20 @@ class _Up(nn.Module):
 
 
 class FcnEncoder(nn.Module):
-    """Pad to a multiple of the stride, downsample by 2 per level; with `skip`, append the unshuffled input."""
+    """Pad to a multiple of the stride, halve per level; with `skip`, append the unshuffled input."""
 
     def __init__(self, c_in: int, channels: list[int], kernel_size: int, convs: int, skip: bool) -> None:
         super().__init__()
         self.stride = 2 ** len(channels)
         self.skip = skip
-        layers: list[nn.Module] = []
-        previous = c_in
-        for width in channels:
-            layers += [_conv(previous, width, kernel_size, stride=2), nn.ReLU(inplace=True)]
+        # The first halving is lossless (pixel-unshuffle, as in FFDNet): the per-pixel detail that
+        # denoising needs is all still there at half size; further levels use stride-2 convs.
+        layers: list[nn.Module] = [nn.PixelUnshuffle(2)]
+        previous = c_in * 4
+        for i, width in enumerate(channels):
+            layers += _conv_relu(previous, width, kernel_size, stride=1 if i == 0 else 2)
             for _ in range(convs - 1):
-                layers += [_conv(width, width, kernel_size), nn.ReLU(inplace=True)]
+                layers += _conv_relu(width, width, kernel_size)
             previous = width
         self.layers = nn.Sequential(*layers)
 
@@ -107,28 +139,30 @@ class FcnDecoder(nn.Module):
         self.features = channels[-1]
         widths = channels[::-1]
         # Target width after each ×2 stage: the next level up, then channels[0] for super-resolution's
-        # extra stages, and the image channels for the very last one.
+        # extra stages (the very last stage is the head, which emits the image channels).
         targets = [*widths[1:], *[channels[0]] * int(math.log2(scale))]
-        targets.append(c_out)
         stages = [*widths, *[channels[0]] * int(math.log2(scale))]
         layers: list[nn.Module] = []
-        for i, (width, target) in enumerate(zip(stages, targets, strict=True)):
+        for i, width in enumerate(stages):
             level_convs = convs - 1 if i < len(widths) else 1
             for _ in range(level_convs):
-                layers += [_conv(width, width, kernel_size), nn.ReLU(inplace=True)]
-            layers.append(_Up(width, target, kernel_size, upsample))
+                layers += _conv_relu(width, width, kernel_size)
             if i < len(stages) - 1:
-                layers.append(nn.ReLU(inplace=True))
-        self.layers = nn.Sequential(*layers)
+                layers += [_Up(width, targets[i], kernel_size, upsample), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        # The last ×2 stage also sees the base (pixel-unshuffled to its size): a linear path from the
+        # input to the correction, so a plain high-pass "subtract the noise" filter is learnt at once
+        # and the deep path only has to refine it.
+        self.head = _Up(stages[-1] + (c_in * 4 if skip else 0), c_out, kernel_size, upsample)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        out = self.layers(code[:, : self.features])
+        features = self.body(code[:, : self.features])
         if not self.skip:
-            return out
+            return self.head(features)
         base = F.pixel_shuffle(code[:, self.features :], self.stride)
         if self.scale > 1:
             base = F.interpolate(base, scale_factor=float(self.scale), mode="bicubic", align_corners=False)
-        return base + out
+        return base + self.head(torch.cat([features, F.pixel_unshuffle(base, 2)], dim=1))
 
 
 class FullyConvAutoencoder(Autoencoder):
@@ -150,12 +184,13 @@ class FullyConvAutoencoder(Autoencoder):
             raise ValueError(f"output {output_shape} must be a power-of-two multiple of input {input_shape}")
         if cfg.residual and c_in != c_out:
             raise ValueError(f"model.residual needs as many input as output channels, got {c_in} → {c_out}")
-        self.scale, self.residual, self.in_channels = scale, cfg.residual, c_in
+        self.scale, self.residual = scale, cfg.residual
         self.stride = 2 ** len(cfg.channels)
         self.encoder = FcnEncoder(c_in, cfg.channels, cfg.kernel_size, convs_per_level, cfg.residual)
         self.decoder = FcnDecoder(
             cfg.channels, c_in, c_out, scale, cfg.kernel_size, convs_per_level, cfg.upsample, cfg.residual
         )
+        _init_weights(self)
         code_channels = cfg.channels[-1] + (c_in * self.stride**2 if cfg.residual else 0)
         self._latent_shape = (code_channels, -(-h_in // self.stride), -(-w_in // self.stride))
 
