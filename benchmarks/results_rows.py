@@ -35,4 +35,7 @@ ROWS: list[Row] = [
     Row("vae-conv-16", "vae", "vae-conv", ["model.latent_dim=16"], "optional"),
     Row("cvae-2", "generative", "cvae", [], "conditional, label in encoder and decoder"),
     Row("aae-2", "generative", "aae", [], "adversarial, N(0, I) prior"),
+    # Photographs: train on train400 patches, score whole Set12 images (needs ../shared/data/denoise).
+    Row("photo-denoise", "photo", "photo-denoise", [], "σ = 25 model, also run at 15 and 50"),
+    Row("photo-superres-x2", "photo", "photo-superres-x2", [], "×2, bicubic-downsampled input"),
 ]

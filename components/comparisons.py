@@ -11,16 +11,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from components.baselines import knn_accuracy, pca_reconstruction, tuned_classical_denoise, upsample
 from components.config import NOISE_KINDS, RunConfig
 from components.corruption import corrupt_fixed
-from components.data import ImageSplits
+from components.data import DatasetError, ImageSplits
 from components.evaluation import encode_all, image_quality
 from components.models import Autoencoder
 from components.models.vae import VariationalAutoencoder
+from components.photo_eval import evaluate_denoising, evaluate_superres
 from components.vae_metrics import vae_report
 
 KNN_REFERENCE_LIMIT = 10_000  # k-NN reference codes; enough for MNIST-sized splits
@@ -117,6 +119,34 @@ def vae_comparison(model: Autoencoder, splits: ImageSplits, cfg: RunConfig) -> d
     return out
 
 
+def photo_comparison(model: Autoencoder, cfg: RunConfig) -> dict[str, float]:
+    """Whole-image scores on `eval.photo_folder` (e.g. Set12), as benchmarks report them."""
+    folder = cfg.eval.photo_folder
+    if folder is None:
+        return {}
+    if not Path(folder).is_dir():
+        raise DatasetError(f"eval.photo_folder {folder} is not a folder of images; fix or unset it")
+    out: dict[str, float] = {}
+    if cfg.corruption.kind == "downsample":
+        scores = evaluate_superres(model, Path(folder), cfg.corruption.factor, cfg.corruption.mode)
+        for name in ("model", "bicubic", "bilinear"):
+            out |= {
+                f"photo_{name}_psnr": scores[f"{name}_psnr"],
+                f"photo_{name}_ssim": scores[f"{name}_ssim"],
+            }
+        return out
+    tune = Path(cfg.data.root) if cfg.data.name == "folder" else None
+    rows = evaluate_denoising(
+        model, Path(folder), cfg.eval.photo_sigmas, tune_folder=tune, clip=cfg.corruption.clip
+    )
+    for row in rows:
+        sigma = f"{row['sigma']:g}"
+        for name in ("noisy", "classical", "model"):
+            out[f"photo_s{sigma}_{name}_psnr"] = float(row[f"{name}_psnr"])
+            out[f"photo_s{sigma}_{name}_ssim"] = float(row[f"{name}_ssim"])
+    return out
+
+
 def kind_comparisons(
     model: Autoencoder,
     splits: ImageSplits,
@@ -126,8 +156,9 @@ def kind_comparisons(
 ) -> dict[str, float]:
     """Every comparison that applies to this model kind and data, as flat metric names."""
     if not cfg.eval.baselines:
-        return vae_comparison(model, splits, cfg)
-    out = pca_comparison(model, splits, cfg, corrupted, metrics["test_mse"])
+        return vae_comparison(model, splits, cfg) | photo_comparison(model, cfg)
+    out = photo_comparison(model, cfg)
+    out |= pca_comparison(model, splits, cfg, corrupted, metrics["test_mse"])
     out |= knn_comparison(model, splits, cfg)
     out |= denoising_comparison(splits, cfg, corrupted, metrics["test_psnr"])
     out |= superres_comparison(splits, cfg, corrupted)

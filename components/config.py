@@ -144,6 +144,12 @@ class EvalConfig(Section):
     knn_k: int = Field(5, ge=1, description="Neighbours for the k-NN accuracy of the codes.")
     iwae_k: int = Field(64, ge=1, description="Importance samples for the VAE's IWAE NLL bound.")
     baselines: bool = Field(True, description="Compute PCA / k-NN / classical-filter baselines.")
+    photo_folder: Path | None = Field(
+        None, description="Whole test photographs (e.g. Set12) scored at full size after training."
+    )
+    photo_sigmas: list[float] = Field(
+        default_factory=lambda: [15.0, 25.0, 50.0], description="Noise σ (0–255) for photo_folder."
+    )
 
 
 class ExportConfig(Section):

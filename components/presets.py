@@ -124,6 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "corruption": {"kind": "gaussian", "mean": 0.0, "std": 25 / 255, "clip": False},
         "train": {"epochs": 14, "batch_size": 16, "lr": 1e-3, "loss": "mse", "num_threads": 2},
+        "eval": {"photo_folder": "../shared/data/denoise/set12", "grid_images": 6},
     },
     # ×2 super-resolution: antialiased bicubic downsampling; the model corrects bicubic upsampling.
     # Measured: 30–100 s an epoch (shared cores); 9 epochs (540 s) gave +0.56 dB over bicubic on Set12.
@@ -147,6 +148,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "corruption": {"kind": "downsample", "factor": 2, "mode": "bicubic"},
         "train": {"epochs": 16, "batch_size": 16, "lr": 1e-3, "loss": "mse", "num_threads": 2},
+        "eval": {"photo_folder": "../shared/data/denoise/set12", "grid_images": 6},
     },
 }
 
