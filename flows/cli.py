@@ -45,7 +45,7 @@ def run(
         settings = load_mlflow_settings()
         check_source(cfg.data)
         if cfg.eval.photo_folder is not None and not cfg.eval.photo_folder.is_dir():
-            raise DatasetError(f"eval.photo_folder {cfg.eval.photo_folder} does not exist; set it or unset it")
+            raise DatasetError(f"eval.photo_folder {cfg.eval.photo_folder} does not exist; fix or unset it")
         Tracker(settings).check_reachable()
     except (ConfigError, DatasetError, TrackingUnavailableError) as err:
         raise _fail(str(err)) from None
