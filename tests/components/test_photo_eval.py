@@ -92,3 +92,25 @@ def test_superres_against_interpolation(tmp_path: Path) -> None:
     assert evaluate_superres(None, folder, factor=4).keys() == {
         "factor", "images", "bicubic_psnr", "bicubic_ssim", "bilinear_psnr", "bilinear_ssim"
     }  # fmt: skip
+
+
+def test_photo_folder_in_the_config_adds_whole_image_scores(grey_folder: Path, tmp_path: Path) -> None:
+    """The flow's comparisons score `eval.photo_folder` when it is set, and refuse a missing one."""
+    from components.comparisons import photo_comparison
+    from components.presets import load_config
+
+    denoise = load_config(
+        "photo-denoise",
+        overrides=[f"eval.photo_folder={grey_folder}", "eval.photo_sigmas=[25]"],
+    )
+    scores = photo_comparison(_model("denoise", 1), denoise)  # type: ignore[arg-type]
+    assert set(scores) == {
+        f"photo_s25_{n}_{m}" for n in ("noisy", "classical", "model") for m in ("psnr", "ssim")
+    }
+    superres = load_config("photo-superres-x2", overrides=[f"eval.photo_folder={grey_folder}"])
+    scores = photo_comparison(_model("superres", 2), superres)  # type: ignore[arg-type]
+    assert scores["photo_bicubic_psnr"] > scores["photo_bilinear_psnr"] - 5  # both present and finite
+    assert {"photo_model_psnr", "photo_model_ssim"} <= set(scores)
+    missing = load_config("photo-denoise", overrides=[f"eval.photo_folder={tmp_path / 'nope'}"])
+    with pytest.raises(DatasetError, match="photo_folder"):
+        photo_comparison(_model("denoise", 1), missing)  # type: ignore[arg-type]
