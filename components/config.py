@@ -97,7 +97,11 @@ class ModelConfig(Section):
     latent_dim: int | None = Field(
         None, ge=1, description="Dense bottleneck size; None keeps the conv feature map as the code."
     )
-    hidden: list[int] = Field(default_factory=lambda: [512], min_length=1, description="fc layer widths.")
+    hidden: list[int] = Field(
+        default_factory=lambda: [512],
+        min_length=1,
+        description="Dense layer widths: the whole fc network; in a conv VAE, between conv features and code.",
+    )
     upsample: Literal["nearest", "pixelshuffle"] = Field("nearest", description="Decoder upsampling.")
     residual: bool = Field(False, description="Predict a correction to the (upsampled) input (fcn).")
     sparsity: float = Field(0.0, ge=0.0, description="L1 activity penalty on the code (sparse ae).")

@@ -57,7 +57,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 2, "batch_size": 64},
     },
     # --- every kind of the lesson, on MNIST (set data.root to the folder holding MNIST/raw) ------
-    "ae": _preset("ae", model=DENSE_AE_MODEL, train=AE_TRAIN),
+    # 30 epochs: at 16 the 16-value codes reconstruct better than PCA-16 but their k-NN accuracy
+    # trails it (0.946 vs 0.955); at 30 (91 s) they pass it (0.962).
+    "ae": _preset("ae", model=DENSE_AE_MODEL, train={**AE_TRAIN, "epochs": 30}),
     "sparse-ae": _preset(
         "sparse-ae", model={**DENSE_AE_MODEL, "latent_dim": 64, "sparsity": 1e-3}, train=AE_TRAIN
     ),
@@ -87,9 +89,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         model={"kind": "vae", "architecture": "fc", "hidden": [512], "latent_dim": 2},
         train=VAE_TRAIN,
     ),
-    # The lesson's assignment: the conv encoder/decoder turned into a VAE.
+    # The lesson's assignment: the conv encoder/decoder turned into a VAE, with one dense layer of
+    # 256 between the conv features and the code. Measured on 2 cores (other work running): 20
+    # epochs, 326 s, ELBO −163.2 / IWAE NLL 159.6 nats against the FC VAE's −165.3 / 162.8; without
+    # the dense layer 30 epochs (361 s) gave −166.7 / 161.6.
     "vae-conv": _preset(
-        "vae-conv", model={"kind": "vae", "channels": [16, 32], "latent_dim": 2}, train=VAE_TRAIN
+        "vae-conv",
+        model={"kind": "vae", "channels": [16, 32], "hidden": [256], "latent_dim": 2},
+        train={**VAE_TRAIN, "epochs": 20},
     ),
     "cvae": _preset(
         "cvae",

@@ -37,9 +37,17 @@ class LatentEncoder(nn.Module):
             self.body: nn.Module = nn.Sequential(nn.Flatten(), mlp([c * h * w, *cfg.hidden]), nn.ReLU())
             features = cfg.hidden[-1]
         else:
+            # The conv features pass through the dense `hidden` layers before the heads: a 2-D code
+            # read straight off 1,568 conv features (MNIST, channels [16, 32]) trains worse than FC.
             depth = len(cfg.channels)
-            self.body = nn.Sequential(ConvStack(c, cfg.channels, cfg.kernel_size), nn.Flatten())
-            features = cfg.channels[-1] * halvings(h, depth)[-1] * halvings(w, depth)[-1]
+            conv_features = cfg.channels[-1] * halvings(h, depth)[-1] * halvings(w, depth)[-1]
+            self.body = nn.Sequential(
+                ConvStack(c, cfg.channels, cfg.kernel_size),
+                nn.Flatten(),
+                mlp([conv_features, *cfg.hidden]),
+                nn.ReLU(),
+            )
+            features = cfg.hidden[-1]
         self.heads = nn.ModuleList(nn.Linear(features + num_classes, cfg.latent_dim) for _ in range(heads))
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
@@ -67,7 +75,7 @@ class LatentDecoder(nn.Module):
             depth = len(cfg.channels)
             code_shape = (cfg.channels[-1], halvings(h, depth)[-1], halvings(w, depth)[-1])
             self.body = nn.Sequential(
-                nn.Linear(width, math.prod(code_shape)),
+                mlp([width, *cfg.hidden[::-1], math.prod(code_shape)]),
                 nn.ReLU(inplace=True),
                 nn.Unflatten(1, code_shape),
                 ConvUpStack(cfg.channels[::-1], cfg.channels[-1], c, (h, w), cfg.kernel_size, cfg.upsample),
