@@ -236,8 +236,10 @@ class AutoencoderRuntime:
             raise InputError(
                 f"model kind {self.kind!r} has no prior to sample from; sampling needs a vae, cvae or aae"
             )
-        if n < 1:
-            raise InputError(f"n: expected a positive number of samples, got {n}")
+        if n < 1 or seed < 0:
+            raise InputError(
+                f"expected a positive number of samples n and a seed ≥ 0, got n={n}, seed={seed}"
+            )
         codes = np.random.default_rng(seed).standard_normal((n, *self.latent_shape), dtype=np.float32)
         return self.decode(codes, labels)
 

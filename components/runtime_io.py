@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 # A dimension the graph leaves free (a symbolic axis in the ONNX input, e.g. "height").
 Dim = int | None
@@ -115,6 +115,8 @@ def open_image(source: ImageLike | bytes, max_pixels: int | None = None) -> Imag
             image = Image.open(BytesIO(source) if isinstance(source, bytes) else Path(source))
         except FileNotFoundError:
             raise InputError(f"{name}: no such file; expected an image file (PNG, JPEG, BMP)") from None
+        except UnidentifiedImageError:
+            raise InputError(f"{name}: not an image Pillow can read; expected PNG, JPEG or BMP") from None
         except (OSError, Image.DecompressionBombError, ValueError) as err:
             raise InputError(f"{name}: not a readable image (expected PNG, JPEG or BMP): {err}") from None
     width, height = image.size
