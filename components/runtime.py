@@ -95,7 +95,9 @@ class AutoencoderRuntime:
                 self.sessions[role] = ort.InferenceSession(
                     str(self.folder / spec["file"]), options, providers=self.requested_providers
                 )
-            except Exception as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
+            except (
+                Exception
+            ) as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
                 path = self.folder / spec["file"]
                 raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
         self.providers: list[str] = self.sessions["model"].get_providers()

@@ -115,6 +115,10 @@ def open_image(source: ImageLike | bytes, max_pixels: int | None = None) -> Imag
             image = Image.open(BytesIO(source) if isinstance(source, bytes) else Path(source))
         except FileNotFoundError:
             raise InputError(f"{name}: no such file; expected an image file (PNG, JPEG, BMP)") from None
+        except Image.DecompressionBombError as err:
+            raise InputError(
+                f"{name}: refused as a decompression bomb ({err}); send a smaller image"
+            ) from None
         except UnidentifiedImageError:
             raise InputError(f"{name}: not an image Pillow can read; expected PNG, JPEG or BMP") from None
         except (OSError, Image.DecompressionBombError, ValueError) as err:
