@@ -121,7 +121,7 @@ def open_image(source: ImageLike | bytes, max_pixels: int | None = None) -> Imag
             ) from None
         except UnidentifiedImageError:
             raise InputError(f"{name}: not an image Pillow can read; expected PNG, JPEG or BMP") from None
-        except (OSError, Image.DecompressionBombError, ValueError) as err:
+        except (OSError, ValueError) as err:
             raise InputError(f"{name}: not a readable image (expected PNG, JPEG or BMP): {err}") from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:

@@ -115,26 +115,25 @@ def _png_declaring(width: int, height: int) -> bytes:
 
 
 NOISE_PNG = png_of(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
+J, P, R = "application/json", "image/png", "/v1/reconstruct"
+NAN_IMAGE = json.dumps({"images": [[[0.5] * 15 + [float("nan")]] * 16]}).encode()
 BAD_REQUESTS = [
-    ("malformed JSON", "/v1/reconstruct", b"{not json", "application/json", 400, "not valid JSON"),
-    ("JSON but not an object", "/v1/encode", b"[1, 2]", "application/json", 400, "JSON object"),
-    ("no images key", "/v1/encode", b'{"pictures": []}', "application/json", 422, "images"),
-    ("wrong shape", "/v1/encode", json.dumps({"images": [[1, 2, 3]]}).encode(), "application/json", 422, "shape"),
-    ("NaN", "/v1/reconstruct", b'{"images": [[[NaN]]]}', "application/json", 422, "shape"),
-    ("out of range", "/v1/reconstruct", json.dumps({"images": [[[2.0] * 16] * 16]}).encode(), "application/json",
-     422, r"[0, 1]"),
-    ("strings", "/v1/decode", b'{"codes": [["a", "b"]]}', "application/json", 422, "dtype"),
-    ("code of the wrong size", "/v1/decode", b'{"codes": [[1, 2, 3]]}', "application/json", 422, "(N, 2)"),
-    ("batch over the cap", "/v1/decode", json.dumps({"codes": [[0, 0]] * 17}).encode(), "application/json",
-     413, "batch limit of 16"),
-    ("not an image", "/v1/reconstruct", b"GIF89a....", "image/png", 422, "not an image"),
-    ("truncated PNG", "/v1/reconstruct", NOISE_PNG[: len(NOISE_PNG) // 2], "image/png", 422, "truncated"),
-    ("image bomb", "/v1/reconstruct", _png_declaring(5_000, 5_000), "image/png", 422, "over the limit of 40000"),
-    ("huge image bomb", "/v1/reconstruct", _png_declaring(50_000, 50_000), "image/png", 422, "decompression bomb"),
-    ("unsupported type", "/v1/reconstruct", b"abc", "text/plain", 415, "Content-Type"),
-    ("deep nesting", "/v1/decode", b'{"codes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json",
-     400, "not valid JSON"),
-    ("body over the cap", "/v1/reconstruct", b"0" * (300 * 1024), "application/json", 413, "over the limit"),
+    ("malformed JSON", R, b"{not json", J, 400, "not valid JSON"),
+    ("JSON but not an object", "/v1/encode", b"[1, 2]", J, 400, "JSON object"),
+    ("no images key", "/v1/encode", b'{"pictures": []}', J, 422, "images"),
+    ("wrong shape", "/v1/encode", json.dumps({"images": [[1, 2, 3]]}).encode(), J, 422, "shape"),
+    ("NaN", R, NAN_IMAGE, J, 422, "NaN"),
+    ("out of range", R, json.dumps({"images": [[[2.0] * 16] * 16]}).encode(), J, 422, "[0, 1]"),
+    ("strings", "/v1/decode", b'{"codes": [["a", "b"]]}', J, 422, "dtype"),
+    ("code of the wrong size", "/v1/decode", b'{"codes": [[1, 2, 3]]}', J, 422, "(N, 2)"),
+    ("batch over the cap", "/v1/decode", json.dumps({"codes": [[0, 0]] * 17}).encode(), J, 413, "limit of 16"),
+    ("not an image", R, b"GIF89a....", P, 422, "not an image"),
+    ("truncated PNG", R, NOISE_PNG[: len(NOISE_PNG) // 2], P, 422, "truncated"),
+    ("image bomb", R, _png_declaring(5_000, 5_000), P, 422, "over the limit of 40000"),
+    ("huge image bomb", R, _png_declaring(50_000, 50_000), P, 422, "decompression"),
+    ("unsupported type", R, b"abc", "text/plain", 415, "Content-Type"),
+    ("deep nesting", "/v1/decode", b'{"codes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", J, 400, "not valid"),
+    ("body over the cap", R, b"0" * (300 * 1024), J, 413, "over the limit"),
 ]  # fmt: skip
 
 
