@@ -126,13 +126,13 @@ BAD_REQUESTS = [
     ("out of range", R, json.dumps({"images": [[[2.0] * 16] * 16]}).encode(), J, 422, "[0, 1]"),
     ("strings", "/v1/decode", b'{"codes": [["a", "b"]]}', J, 422, "dtype"),
     ("code of the wrong size", "/v1/decode", b'{"codes": [[1, 2, 3]]}', J, 422, "(N, 2)"),
-    ("batch over the cap", "/v1/decode", json.dumps({"codes": [[0, 0]] * 17}).encode(), J, 413, "limit of 16"),
+    ("batch over the cap", "/v1/decode", json.dumps({"codes": [[0, 0]] * 17}).encode(), J, 413, "of 16"),
     ("not an image", R, b"GIF89a....", P, 422, "not an image"),
     ("truncated PNG", R, NOISE_PNG[: len(NOISE_PNG) // 2], P, 422, "truncated"),
-    ("image bomb", R, _png_declaring(5_000, 5_000), P, 422, "over the limit of 40000"),
+    ("image bomb", R, _png_declaring(5_000, 5_000), P, 422, "limit of 40000"),
     ("huge image bomb", R, _png_declaring(50_000, 50_000), P, 422, "decompression"),
     ("unsupported type", R, b"abc", "text/plain", 415, "Content-Type"),
-    ("deep nesting", "/v1/decode", b'{"codes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", J, 400, "not valid"),
+    ("deep nesting", "/v1/decode", b'{"codes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", J, 400, "JSON"),
     ("body over the cap", R, b"0" * (300 * 1024), J, 413, "over the limit"),
 ]  # fmt: skip
 
