@@ -1,4 +1,4 @@
-"""`aeflow encode|reconstruct|denoise|upscale|generate` on real exports and files; `aeflow serve` as a process."""
+"""`aeflow encode|reconstruct|denoise|upscale|generate` on real exports; `aeflow serve` as a process."""
 
 from __future__ import annotations
 
