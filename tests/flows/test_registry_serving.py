@@ -79,7 +79,8 @@ def mlflow_server(registry: dict) -> Iterator[str]:
         "MLFLOW_TRACKING_URI": registry["uri"],
         "MLFLOW_REGISTRY_URI": registry["uri"],
     }
-    command = [str(mlflow_cli), "models", "serve", "-m", "models:/reg-denoise@champion", "--env-manager", "local",
+    model = "models:/reg-denoise@champion"
+    command = [str(mlflow_cli), "models", "serve", "-m", model, "--env-manager", "local",
                "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]  # fmt: skip
     log = (registry["root"] / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=registry["root"])
