@@ -34,8 +34,10 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
     ),
 ]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-         "--disable-background-networking", "--disable-component-update", "--window-size=1200,900"]  # fmt: skip
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update", "--window-size=1200,900",
+]  # fmt: skip
 
 PIXELS_OF = """
 const img = document.getElementById(arguments[0]);
@@ -85,10 +87,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> N
 
 def shown_pixels(driver: Any, image_id: str) -> np.ndarray:
     """The grayscale pixels the browser displays in <img id=image_id>, once it has loaded."""
-    wait_for(
-        lambda: driver.execute_script(f"const i = document.getElementById('{image_id}'); return i.complete && i.naturalWidth > 0"),
-        f"#{image_id} to load",
-    )  # fmt: skip
+    loaded = f"const i = document.getElementById('{image_id}'); return i.complete && i.naturalWidth > 0"
+    wait_for(lambda: driver.execute_script(loaded), f"#{image_id} to load")
     width, height, values = driver.execute_script(PIXELS_OF, image_id)
     return np.array(values, dtype=np.float64).reshape(height, width)
 
@@ -136,7 +136,7 @@ def test_clicking_the_latent_plane_decodes_that_code(
             driver, lambda: ActionChains(driver).move_to_element_with_offset(plane, 75, 38).click().perform()
         )
         == "decoded"
-    )  # noqa: E501
+    )
     z = json.loads(driver.find_element("id", "z").get_attribute("data-code"))
     np.testing.assert_allclose(z, [1.5, -0.76], atol=0.04)
     expected = vae.decode(np.array([z], dtype=np.float32))[0, 0] * 255
@@ -148,7 +148,7 @@ def test_clicking_the_latent_plane_decodes_that_code(
             lambda: ActionChains(driver).move_to_element_with_offset(plane, -120, -120).click().perform(),
         )
         == "decoded"
-    )  # noqa: E501
+    )
     assert not np.allclose(shown_pixels(driver, "decoded"), expected, atol=2)
 
 
