@@ -9,7 +9,6 @@ import typer
 
 import flows  # noqa: F401  (sets Prefect's environment defaults before prefect is imported)
 from components.config import RunConfig
-from components.data import DatasetError, check_source
 from components.presets import PRESETS, ConfigError, load_config
 from flows import cli_infer
 from flows.summary import comparison_lines
@@ -38,6 +37,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole pipeline: ingest, corrupt, train, evaluate, export to ONNX, track in MLflow."""
+    # Imported here, not at the top: `aeflow serve` and the inference commands then never load torch.
+    from components.data import DatasetError, check_source
     from flows.settings import load_mlflow_settings
     from flows.tracking import Tracker, TrackingUnavailableError
 

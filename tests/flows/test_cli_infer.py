@@ -138,3 +138,13 @@ def test_serve_binds_loopback_by_default_and_answers(models: dict[str, Path], tm
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert f"on http://127.0.0.1:{port}/" in output
+
+
+def test_the_cli_and_the_service_do_not_import_torch_mlflow_or_prefect() -> None:
+    script = (
+        "import sys, flows.cli, flows.service.app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'mlflow', 'prefect'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
