@@ -44,7 +44,8 @@ def test_mlflow_run_has_params_metrics_and_pictures(pipeline_run: dict) -> None:
     history = client.get_metric_history(result["run_id"], "val_loss")
     assert [m.step for m in history] == list(range(1, cfg.train.epochs + 1))
     artifacts = {a.path for a in client.list_artifacts(result["run_id"], "figures")}
-    assert artifacts == {"figures/reconstructions.png", "figures/loss_curves.png"}
+    # The run also draws kind-specific pictures (interpolation strips, ...); these two are always there.
+    assert {"figures/reconstructions.png", "figures/loss_curves.png"} <= artifacts
     manifest_copy = client.download_artifacts(
         result["run_id"], "export/manifest.json", str(pipeline_run["root"])
     )
