@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aeflow-installed
 
-.PHONY: run test test-fast lint format clean results
+.PHONY: run test test-fast lint format clean results bench-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-fast: $(STAMP)
 MNIST_ROOT ?= ../shared/data/mnist
 results: $(STAMP)
 	$(BIN)/python -m benchmarks.results --data-root $(MNIST_ROOT) $(if $(ONLY),--only $(ONLY))
+
+## Serving speed: torch eager vs onnxruntime, and the HTTP service under load → BENCH_SERVE.md (about 2 min).
+bench-serve: $(STAMP)
+	$(BIN)/python -m benchmarks.serve --out BENCH_SERVE.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check components flows tests benchmarks

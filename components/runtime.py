@@ -1,26 +1,32 @@
-"""Run an exported autoencoder with onnxruntime alone: this module imports numpy and onnxruntime only.
+"""Run an exported autoencoder with onnxruntime alone: this module imports numpy, onnxruntime and pillow only.
 
-Downstream apps load `exported/<name>/`; the manifest says what the graphs expect, and its
-hashes are checked before a session is created, so a truncated or swapped file is refused.
+Downstream apps load `exported/<name>/` (or a registry URI, `models:/<name>@<alias>`); the manifest
+says what the graphs expect, and its hashes are checked before a session is created, so a
+truncated or swapped file is refused. One InferenceSession per graph is created and reused:
+`session.run` is thread-safe, so an HTTP server shares one runtime across all its requests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from components.runtime_io import Dim, InputError, as_batch, images_to_batch
+
+__all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoencoder"]
+
+REGISTRY_PREFIX = "models:/"
+Labels = np.ndarray | list[int] | int | None
+
 
 class ModelFolderError(ValueError):
     """The export folder is missing, incomplete, or does not match its manifest."""
-
-
-class InputError(ValueError):
-    """An array handed to the runtime does not have the shape or values the model expects."""
 
 
 def _sha256(path: Path) -> str:
@@ -31,7 +37,48 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class OnnxAutoencoder:
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise ModelFolderError(
+            f"{manifest_path} not found: expected an export folder made by `aeflow run` "
+            "(encoder.onnx, decoder.onnx, model.onnx, manifest.json)"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelFolderError(f"{manifest_path} is not valid JSON: {err}") from None
+    missing = [key for key in ("graphs", "input", "latent", "files") if key not in manifest]
+    if missing:
+        raise ModelFolderError(f"{manifest_path} lacks {', '.join(missing)}; re-export the model")
+    for filename, expected in manifest["files"].items():
+        path = folder / filename
+        if not path.is_file():
+            raise ModelFolderError(f"{path} is missing; re-export the model")
+        if _sha256(path) != expected:
+            raise ModelFolderError(
+                f"{path} does not match the sha256 in its manifest (truncated, edited or from "
+                "another export); re-export the model"
+            )
+    unhashed = [spec["file"] for spec in manifest["graphs"].values() if spec["file"] not in manifest["files"]]
+    if unhashed:
+        listed = ", ".join(unhashed)
+        raise ModelFolderError(f"{manifest_path} has no sha256 for {listed}; re-export the model")
+    return manifest
+
+
+def session_options(intra_op_threads: int | None) -> ort.SessionOptions:
+    """All graph optimisations on; intra-op threads as asked (onnxruntime's default: one per core)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return options
+
+
+class AutoencoderRuntime:
+    """The encoder, decoder and whole model of one export, driven by its manifest."""
+
     def __init__(
         self,
         folder: str | Path,
@@ -39,93 +86,183 @@ class OnnxAutoencoder:
         intra_op_threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
-        manifest_path = self.folder / "manifest.json"
-        if not manifest_path.is_file():
-            raise ModelFolderError(
-                f"{manifest_path} not found: expected an export folder made by `aeflow run` "
-                "(encoder.onnx, decoder.onnx, model.onnx, manifest.json)"
-            )
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ModelFolderError(f"{manifest_path} is not valid JSON: {err}") from None
-        for filename, expected in self.manifest.get("files", {}).items():
-            path = self.folder / filename
-            if not path.is_file():
-                raise ModelFolderError(f"{path} is missing; re-export the model")
-            if _sha256(path) != expected:
-                raise ModelFolderError(
-                    f"{path} does not match the sha256 in its manifest (truncated, edited or from "
-                    "another export); re-export the model"
+        self.manifest = _read_manifest(self.folder)
+        options = session_options(intra_op_threads)
+        self.requested_providers = list(providers or ["CPUExecutionProvider"])
+        self.sessions: dict[str, ort.InferenceSession] = {}
+        for role, spec in self.manifest["graphs"].items():
+            try:
+                self.sessions[role] = ort.InferenceSession(
+                    str(self.folder / spec["file"]), options, providers=self.requested_providers
                 )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
-        chosen = providers or ["CPUExecutionProvider"]
-        self.sessions = {
-            role: ort.InferenceSession(str(self.folder / spec["file"]), options, providers=chosen)
-            for role, spec in self.manifest["graphs"].items()
-        }
+            except (
+                Exception
+            ) as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
+                path = self.folder / spec["file"]
+                raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
+        self.providers: list[str] = self.sessions["model"].get_providers()
+        self.provider_note = self._fallback_note()
+        if self.provider_note:
+            warnings.warn(self.provider_note, RuntimeWarning, stacklevel=2)
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path,
+        providers: list[str] | None = None,
+        intra_op_threads: int | None = None,
+        tracking_uri: str | None = None,
+    ) -> AutoencoderRuntime:
+        """An `exported/<name>` folder, or `models:/<name>@<alias>` / `models:/<name>/<version>`.
+
+        Only the registry form touches MLflow (imported there and then), so apps that load
+        folders never import it; it downloads the three graphs and the manifest into a cache.
+        """
+        text = str(source)
+        if text.startswith(REGISTRY_PREFIX):
+            from flows.registry import fetch_registered_export  # lazy: the only path that needs mlflow
+
+            return cls(fetch_registered_export(text, tracking_uri), providers, intra_op_threads)
+        return cls(Path(text), providers, intra_op_threads)
+
+    def _fallback_note(self) -> str | None:
+        """What onnxruntime really runs on when an accelerator was asked for and it quietly fell back."""
+        asked = [p for p in self.requested_providers if p != "CPUExecutionProvider"]
+        missing = [p for p in asked if p not in self.providers]
+        if not missing:
+            return None
+        return (
+            f"{', '.join(missing)} was asked for but onnxruntime runs this model on "
+            f"{', '.join(self.providers)} "
+            f"(available here: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu and the "
+            "CUDA libraries, or ask for CPUExecutionProvider"
+        )
+
+    # --- what the manifest says ----------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("model_kind", "ae"))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.manifest["input"]["shape"])
 
     @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.manifest.get("output", self.manifest["input"])["shape"])
+
+    @property
     def latent_shape(self) -> tuple[int, ...]:
         return tuple(self.manifest["latent"]["shape"])
 
-    def _batch(self, array: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
-        array = np.asarray(array)
-        if array.ndim == len(shape):
-            # One channel: (N, H, W) is a batch without its channel axis (one (1, H, W) image reads the
-            # same way); otherwise it is a single image without its batch axis.
-            array = array[:, None] if shape[0] == 1 else array[None]
-        if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
-            raise InputError(f"{what}: expected shape (N, {', '.join(map(str, shape))}), got {array.shape}")
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255
-        array = array.astype(np.float32, copy=False)
-        if not np.isfinite(array).all():
-            raise InputError(f"{what}: contains NaN or infinite values")
-        return array
+    @property
+    def value_range(self) -> tuple[float, float]:
+        lo, hi = self.manifest["input"].get("range", [0.0, 1.0])
+        return float(lo), float(hi)
 
-    def _labels(self, labels: np.ndarray | list[int] | None, n: int) -> dict[str, np.ndarray]:
-        if not self.manifest.get("conditional"):
+    @property
+    def generative(self) -> bool:
+        return bool(self.manifest.get("generative"))
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.manifest.get("conditional"))
+
+    def _accepted(self, role: str, fixed: tuple[int, ...]) -> tuple[Dim, ...]:
+        """The first input's shape without the batch axis; axes the graph leaves symbolic accept any size."""
+        declared = self.manifest["graphs"][role]["inputs"][0]["shape"][1:]
+        return tuple(None if isinstance(d, str) else f for d, f in zip(declared, fixed, strict=True))
+
+    @property
+    def image_dims(self) -> tuple[Dim, ...]:
+        return self._accepted("model", self.input_shape)
+
+    @property
+    def code_dims(self) -> tuple[Dim, ...]:
+        return self._accepted("decoder", self.latent_shape)
+
+    # --- inference -----------------------------------------------------------------------------------
+    def images(self, images: Any) -> np.ndarray:
+        """The float32 batch the encoder takes, from arrays, PIL images or image paths."""
+        return images_to_batch(images, self.image_dims, "images")
+
+    def _labels(self, labels: Labels, n: int) -> dict[str, np.ndarray]:
+        if not self.conditional:
             return {}
         if labels is None:
-            raise InputError("this model is conditional: pass one class label per image")
-        array = np.asarray(labels, dtype=np.int64).reshape(-1)
+            raise InputError("this model is conditional: pass one class label per image (or one for all)")
+        array = np.asarray(labels).reshape(-1)
         classes = int(self.manifest["num_classes"])
-        if len(array) != n or array.min(initial=0) < 0 or array.max(initial=0) >= classes:
-            raise InputError(f"labels: expected {n} integers in [0, {classes}), got {array.tolist()[:10]}")
-        return {"labels": array}
+        integers = np.issubdtype(array.dtype, np.integer)
+        if (
+            not integers
+            or len(array) not in (1, n)
+            or array.min(initial=0) < 0
+            or array.max(initial=0) >= classes
+        ):
+            shown = array.tolist()[:10]
+            raise InputError(f"labels: expected 1 or {n} integers in [0, {classes}), got {shown}")
+        return {"labels": np.broadcast_to(array.astype(np.int64), (n,)).copy()}
 
-    def _run(self, role: str, first: str, batch: np.ndarray, labels: object) -> list[np.ndarray]:
-        feeds = {first: batch, **self._labels(labels, len(batch))}  # type: ignore[arg-type]
-        return self.sessions[role].run(None, feeds)
+    def _run(self, role: str, first: str, batch: np.ndarray, labels: Labels) -> list[np.ndarray]:
+        feeds = {first: batch, **self._labels(labels, len(batch))}
+        outputs: list[np.ndarray] = self.sessions[role].run(None, feeds)
+        return outputs
 
-    def encode(self, images: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
+    def encode(self, images: Any, labels: Labels = None) -> np.ndarray:
         """The code of each image (a VAE's posterior mean)."""
-        batch = self._batch(images, self.input_shape, "images")
-        return self._run("encoder", "images", batch, labels)[0]
+        return self._run("encoder", "images", self.images(images), labels)[0]
 
-    def posterior(
-        self, images: np.ndarray, labels: np.ndarray | list[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, images: Any, labels: Labels = None) -> tuple[np.ndarray, np.ndarray]:
         """(mean, log_var) of a variational model's posterior; sample outside with exp(½·log_var)."""
         if not self.manifest.get("variational"):
-            raise InputError(f"model kind {self.manifest['model_kind']!r} is not variational")
-        mean, log_var = self._run(
-            "encoder", "images", self._batch(images, self.input_shape, "images"), labels
-        )
+            raise InputError(f"model kind {self.kind!r} is not variational: it has no posterior variance")
+        mean, log_var = self._run("encoder", "images", self.images(images), labels)
         return mean, log_var
 
-    def decode(self, codes: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
-        batch = self._batch(codes, self.latent_shape, "codes")
-        return self._run("decoder", "code", batch, labels)[0]
+    def codes(self, codes: Any) -> np.ndarray:
+        """A float32 batch of codes of the decoder's shape (no value range: codes are unbounded)."""
+        return as_batch(codes, self.code_dims, "codes", value_range=None)
 
-    def reconstruct(self, images: np.ndarray, labels: np.ndarray | list[int] | None = None) -> np.ndarray:
-        batch = self._batch(images, self.input_shape, "images")
-        return self._run("model", "images", batch, labels)[0]
+    def decode(self, codes: Any, labels: Labels = None) -> np.ndarray:
+        """Images in [0, 1] for each code."""
+        return self._run("decoder", "code", self.codes(codes), labels)[0]
+
+    def reconstruct(self, images: Any, labels: Labels = None) -> np.ndarray:
+        """The model's output: denoised (denoise), upscaled (superres) or reconstructed images."""
+        return self._run("model", "images", self.images(images), labels)[0]
+
+    def sample(self, n: int, seed: int = 0, labels: Labels = None) -> np.ndarray:
+        """`n` images decoded from codes drawn from the N(0, I) prior (generative kinds only)."""
+        if not self.generative:
+            raise InputError(
+                f"model kind {self.kind!r} has no prior to sample from; sampling needs a vae, cvae or aae"
+            )
+        if n < 1 or seed < 0:
+            raise InputError(
+                f"expected a positive number of samples n and a seed ≥ 0, got n={n}, seed={seed}"
+            )
+        codes = np.random.default_rng(seed).standard_normal((n, *self.latent_shape), dtype=np.float32)
+        return self.decode(codes, labels)
+
+    def interpolate(self, a: Any, b: Any, steps: int, labels: Labels = None) -> np.ndarray:
+        """Decode `steps` evenly spaced codes from encode(a) to encode(b) per pair: (pairs, steps, C, H, W).
+
+        Most meaningful for generative kinds, whose codes between two images are themselves likely;
+        any kind accepts it, so a plain autoencoder's holes in its code space can be seen too.
+        """
+        if steps < 2:
+            raise InputError(f"steps: an interpolation needs at least 2 steps, got {steps}")
+        start, end = self.images(a), self.images(b)
+        if start.shape != end.shape:
+            raise InputError(f"a {start.shape} and b {end.shape} must pair up: give as many images of each")
+        code_a, code_b = self.encode(start, labels), self.encode(end, labels)
+        weights = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape(1, steps, *([1] * (code_a.ndim - 1)))
+        path = code_a[:, None] + weights * (code_b - code_a)[:, None]
+        pair_labels = None if labels is None else np.repeat(self._labels(labels, len(start))["labels"], steps)
+        images = self.decode(path.reshape(-1, *code_a.shape[1:]), pair_labels)
+        return images.reshape(len(start), steps, *images.shape[1:])
+
+
+# The name of the first version of this class; README examples and older callers use it.
+OnnxAutoencoder = AutoencoderRuntime

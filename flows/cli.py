@@ -1,4 +1,4 @@
-"""`aeflow` command line: `aeflow run`, `aeflow presets`."""
+"""`aeflow` command line: `aeflow run`, `aeflow presets`, and the inference commands of `flows.cli_infer`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import typer
 
 import flows  # noqa: F401  (sets Prefect's environment defaults before prefect is imported)
 from components.config import RunConfig
-from components.data import DatasetError, check_source
 from components.presets import PRESETS, ConfigError, load_config
+from flows import cli_infer
 from flows.summary import comparison_lines
 
 app = typer.Typer(
@@ -37,6 +37,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole pipeline: ingest, corrupt, train, evaluate, export to ONNX, track in MLflow."""
+    # Imported here, not at the top: `aeflow serve` and the inference commands then never load torch.
+    from components.data import DatasetError, check_source
     from flows.settings import load_mlflow_settings
     from flows.tracking import Tracker, TrackingUnavailableError
 
@@ -85,6 +87,10 @@ def presets() -> None:
             f"{name:16} data={cfg.data.name} corruption={cfg.corruption.kind} "
             f"model={cfg.model.kind}{cfg.model.channels} epochs={cfg.train.epochs}"
         )
+
+
+for _command in ("encode", "reconstruct", "denoise", "upscale", "generate", "serve"):
+    app.command(_command)(getattr(cli_infer, _command))
 
 
 if __name__ == "__main__":

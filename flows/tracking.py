@@ -132,6 +132,9 @@ class Tracker:
                     registered_model_name=names[role],
                     save_as_external_data=False,
                     onnx_execution_providers=["CPUExecutionProvider"],
+                    # The manifest travels with every graph, so `models:/<name>@<alias>` alone is enough
+                    # to rebuild the export folder (shapes, kind, hashes) from the registry.
+                    extra_files=[str(folder / "manifest.json")],
                 )
                 versions[role] = str(info.registered_model_version)
         return versions

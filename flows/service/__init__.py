@@ -1,0 +1,1 @@
+"""The HTTP service around `components.runtime.AutoencoderRuntime`: routes, limits, explorer page."""
