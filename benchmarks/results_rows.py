@@ -18,10 +18,7 @@ ROWS: list[Row] = [
     Row(
         "lesson-ae", "ae", "lesson-ae", ["data.name=mnist", "train.epochs=30"], "the lesson's net, 8×4×4 code"
     ),
-    *(
-        Row(f"ae-{n}", "ae", "ae", [f"model.latent_dim={n}"], f"dense bottleneck {n}")
-        for n in (2, 16, 32)
-    ),
+    *(Row(f"ae-{n}", "ae", "ae", [f"model.latent_dim={n}"], f"dense bottleneck {n}") for n in (2, 16, 32)),
     # The wider bottlenecks cost more per epoch: 16 epochs keep them inside 5 minutes of training.
     *(
         Row(f"ae-{n}", "ae", "ae", [f"model.latent_dim={n}", "train.epochs=16"], f"dense bottleneck {n}")

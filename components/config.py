@@ -100,7 +100,7 @@ class ModelConfig(Section):
     hidden: list[int] = Field(
         default_factory=lambda: [512],
         min_length=1,
-        description="Dense layer widths: the whole fc network; in a conv VAE, between conv features and code.",
+        description="Dense layer widths: the fc network; in a conv VAE, between conv features and code.",
     )
     upsample: Literal["nearest", "pixelshuffle"] = Field("nearest", description="Decoder upsampling.")
     residual: bool = Field(False, description="Predict a correction to the (upsampled) input (fcn).")

@@ -45,7 +45,11 @@ def test_mlflow_run_has_params_metrics_and_pictures(pipeline_run: dict) -> None:
     assert [m.step for m in history] == list(range(1, cfg.train.epochs + 1))
     artifacts = {a.path for a in client.list_artifacts(result["run_id"], "figures")}
     # A denoiser with a spatial code: no latent scatter, traversal or prior samples.
-    assert artifacts == {"figures/reconstructions.png", "figures/loss_curves.png", "figures/interpolation.png"}
+    assert artifacts == {
+        "figures/reconstructions.png",
+        "figures/loss_curves.png",
+        "figures/interpolation.png",
+    }
     manifest_copy = client.download_artifacts(
         result["run_id"], "export/manifest.json", str(pipeline_run["root"])
     )
