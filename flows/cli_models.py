@@ -8,7 +8,7 @@ import typer
 
 from flows.settings import load_mlflow_settings
 
-# flows.registry imports mlflow and torch: loaded inside the commands so `aeflow --help` stays quick.
+# flows.champion imports mlflow and torch: loaded inside the commands so `aeflow --help` stays quick.
 
 models_app = typer.Typer(help="Registered models and their champion alias.", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def _print_table(rows: list[dict[str, str]]) -> None:
 @models_app.command("list")
 def list_models() -> None:
     """Every registered model: versions, which one holds the alias, its score, earlier holders."""
-    from flows.registry import client_for, model_table
+    from flows.champion import client_for, model_table
 
     settings = load_mlflow_settings()
     _print_table(model_table(client_for(settings), settings.champion.alias, settings.champion.metric))
@@ -39,13 +39,13 @@ def promote_version(
     name: NameArg, version: Annotated[str, typer.Argument(help="Version of the `model` graph.")]
 ) -> None:
     """Give the alias to VERSION (and the encoder/decoder versions of the same run)."""
-    from flows.registry import RegistryError, client_for, promote
+    from flows.champion import AliasError, client_for, promote
 
     settings = load_mlflow_settings()
     names = settings.registered_models.for_run(name)
     try:
         moved = promote(client_for(settings), names, version, settings.champion.alias)
-    except RegistryError as err:
+    except AliasError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     for role, v in moved.items():
@@ -55,13 +55,13 @@ def promote_version(
 @models_app.command("rollback")
 def rollback_alias(name: NameArg) -> None:
     """Give the alias back to the versions that held it before the last move."""
-    from flows.registry import RegistryError, client_for, rollback
+    from flows.champion import AliasError, client_for, rollback
 
     settings = load_mlflow_settings()
     names = settings.registered_models.for_run(name)
     try:
         restored = rollback(client_for(settings), names, settings.champion.alias)
-    except RegistryError as err:
+    except AliasError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     for role, v in restored.items():

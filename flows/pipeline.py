@@ -26,7 +26,7 @@ from components.export import export_model
 from components.figures import loss_curves
 from components.pictures import kind_pictures
 from components.training import EpochReport, fit, load_trained
-from flows.registry import decide_champion
+from flows.champion import decide_champion
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
 from flows.tracking import Tracker

@@ -85,6 +85,15 @@ class Tracker:
             self.client.log_batch(run.info.run_id, params=params[start : start + 100])
         return str(run.info.run_id)
 
+    def start_named_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        """A run that is not one training (a sweep's parent run)."""
+        run = self.client.create_run(self.experiment_id(), run_name=name, tags=tags)
+        self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        return str(run.info.run_id)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
     def log_epoch(self, run_id: str, report: EpochReport) -> None:
         now = int(time.time() * 1000)
         values = {

@@ -28,7 +28,7 @@ HISTORY_TAG = "aeflow.alias_history"  # JSON list of earlier versions that held 
 ROLES = ("model", "encoder", "decoder")
 
 
-class RegistryError(RuntimeError):
+class AliasError(RuntimeError):
     """A registry request that cannot be carried out; the message says what exists instead."""
 
 
@@ -81,12 +81,12 @@ def versions_of_run(client: MlflowClient, names: dict[str, str], model_version: 
     try:
         run_id = client.get_model_version(names["model"], model_version).run_id
     except MlflowException:
-        raise RegistryError(f"{names['model']} has no version {model_version}") from None
+        raise AliasError(f"{names['model']} has no version {model_version}") from None
     found = {"model": model_version}
     for role in ("encoder", "decoder"):
         matches = client.search_model_versions(f"name='{names[role]}' and run_id='{run_id}'")
         if not matches:
-            raise RegistryError(f"run {run_id} registered no {names[role]} version to move with it")
+            raise AliasError(f"run {run_id} registered no {names[role]} version to move with it")
         found[role] = str(max(int(v.version) for v in matches))
     return found
 
@@ -103,7 +103,7 @@ def rollback(client: MlflowClient, names: dict[str, str], alias: str) -> dict[st
     for role, name in names.items():
         history = _history(client, name)
         if not history:
-            raise RegistryError(f"{name}: no earlier {alias!r} version to roll back to")
+            raise AliasError(f"{name}: no earlier {alias!r} version to roll back to")
         restored[role] = history[-1]
     for role, name in names.items():
         client.set_registered_model_alias(name, alias, restored[role])
