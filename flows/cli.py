@@ -11,6 +11,7 @@ import flows  # noqa: F401  (sets Prefect's environment defaults before prefect 
 from components.config import RunConfig
 from components.presets import PRESETS, ConfigError, load_config
 from flows import cli_infer
+from flows.cli_models import models_app
 from flows.summary import comparison_lines
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(models_app, name="models")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -75,6 +77,9 @@ def run(
     typer.echo(f"  MLflow:        {result['tracking_uri']} (run {result['run_id']})")
     versions = ", ".join(f"{role} v{v}" for role, v in result["registered_versions"].items())
     typer.echo(f"  registered:    {versions}")
+    champion = result["champion"]
+    verdict = "promoted" if champion["promoted"] else "kept the earlier one"
+    typer.echo(f"  champion:      {verdict}: {champion['reason']}")
     typer.echo(f"  browse runs:   {result['ui_command']}")
 
 

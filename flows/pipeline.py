@@ -26,6 +26,7 @@ from components.export import export_model
 from components.figures import loss_curves
 from components.pictures import kind_pictures
 from components.training import EpochReport, fit, load_trained
+from flows.champion import decide_champion
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
 from flows.tracking import Tracker
@@ -37,6 +38,7 @@ class PipelineResult:
     export_dir: str
     metrics: dict[str, float]
     registered_versions: dict[str, str]
+    champion: dict[str, Any]
     tracking_uri: str
     ui_command: str
     train_seconds: float
@@ -148,14 +150,46 @@ def register_step(cfg: RunConfig, export_dir: str, settings: MlflowSettings, run
     return versions
 
 
+@task(name="champion", cache_policy=NO_CACHE)
+def champion_step(
+    cfg: RunConfig,
+    data_path: str,
+    eval_inputs: str,
+    metrics: dict[str, float],
+    versions: dict[str, str],
+    settings: MlflowSettings,
+    run_id: str,
+) -> dict[str, Any]:
+    """Move the champion alias to this run's versions only if it beats the champion on the same images."""
+    splits = ImageSplits.load(Path(data_path))
+    corrupted = torch.load(eval_inputs, weights_only=True)
+    labels = splits.test_labels if cfg.model.kind == "cvae" else None
+    names = settings.registered_models.for_run(cfg.name)
+    decision = decide_champion(settings, names, versions, metrics, corrupted, splits.test, labels)
+    tracker = Tracker(settings)
+    tracker.client.set_tag(run_id, "aeflow.champion.decision", "promoted" if decision.promoted else "kept")
+    tracker.client.set_tag(run_id, "aeflow.champion.reason", decision.reason)
+    scores = {f"champion_challenger_{decision.metric}": decision.challenger_score}
+    if decision.incumbent_score is not None:
+        scores[f"champion_incumbent_{decision.metric}"] = decision.incumbent_score
+    tracker.log_metrics(run_id, scores)
+    get_run_logger().info("%s: %s", "promoted" if decision.promoted else "champion kept", decision.reason)
+    return decision.as_dict()
+
+
 @flow(name="train-autoencoder", log_prints=True)
-def train_autoencoder(config: RunConfig, mlflow_settings: MlflowSettings | None = None) -> dict[str, Any]:
-    """Train, evaluate, export and register one autoencoder; returns where everything went."""
+def train_autoencoder(
+    config: RunConfig, mlflow_settings: MlflowSettings | None = None, parent_run_id: str | None = None
+) -> dict[str, Any]:
+    """Train, evaluate, export and register one autoencoder; returns where everything went.
+
+    `parent_run_id` nests this run's MLflow run under a sweep's parent run.
+    """
     settings = mlflow_settings or load_mlflow_settings()
     tracker = Tracker(settings)
     tracker.check_reachable()
     tags = {"aeflow.preset": config.name, "prefect.flow_run_id": str(flow_run.get_id() or "")}
-    run_id = tracker.start_run(config, tags=tags)
+    run_id = tracker.start_run(config, tags=tags, parent_run_id=parent_run_id)
     try:
         data_path = ingest_step(config)
         eval_inputs = corrupt_step(config, data_path, run_id)
@@ -163,6 +197,7 @@ def train_autoencoder(config: RunConfig, mlflow_settings: MlflowSettings | None 
         metrics = evaluate_step(config, data_path, eval_inputs, checkpoint, settings, run_id)
         export_dir = export_step(config, data_path, checkpoint, metrics, run_id)
         versions = register_step(config, export_dir, settings, run_id)
+        champion = champion_step(config, data_path, eval_inputs, metrics, versions, settings, run_id)
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise
@@ -172,6 +207,7 @@ def train_autoencoder(config: RunConfig, mlflow_settings: MlflowSettings | None 
         export_dir=export_dir,
         metrics=metrics,
         registered_versions=versions,
+        champion=champion,
         tracking_uri=settings.tracking_uri,
         ui_command=tracker.ui_command(),
         train_seconds=train_seconds,

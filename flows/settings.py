@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,12 +26,33 @@ class RegisteredModelNames(BaseModel):
         }
 
 
+class ChampionPolicy(BaseModel):
+    """Which alias downstream apps load, and the test metric a challenger must beat to take it."""
+
+    model_config = ConfigDict(extra="forbid")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    metric: Literal["test_psnr", "test_ssim", "test_mse"] = "test_psnr"
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.metric != "test_mse"
+
+    def beats(self, challenger: float, incumbent: float) -> bool:
+        return challenger > incumbent if self.greater_is_better else challenger < incumbent
+
+
 class MlflowSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_location: str = "./mlartifacts"
     experiment_name: str = "aeflow"
     registered_models: RegisteredModelNames = Field(default_factory=RegisteredModelNames)
+    champion: ChampionPolicy = Field(default_factory=ChampionPolicy)
+
+    @property
+    def is_remote(self) -> bool:
+        """An MLflow server: it decides where artifacts go (proxied over HTTP)."""
+        return self.tracking_uri.startswith(("http://", "https://"))
 
     def resolved(self, base: Path) -> MlflowSettings:
         """Relative SQLite paths and artifact folders made absolute against `base`, env applied."""

@@ -59,6 +59,19 @@ def summary_markdown(cfg: RunConfig, result: dict[str, Any]) -> str:
             *(f"| {label} | {value} |" for label, value in extra),
         ]
     versions = ", ".join(f"{role} v{version}" for role, version in result["registered_versions"].items())
+    champion = result.get("champion")
+    if champion:
+        verdict = "**promoted** to" if champion["promoted"] else "did not take"
+        incumbent = champion["incumbent_score"]
+        lines += [
+            "",
+            f"Registry: this run {verdict} the champion alias. {champion['reason']}.",
+            "",
+            f"| {champion['metric']} (same evaluation set) | score |",
+            "|---|---|",
+            f"| this run | {champion['challenger_score']:.4f} |",
+            f"| champion before this run | {'–' if incumbent is None else f'{incumbent:.4f}'} |",
+        ]
     lines += [
         "",
         f"- ONNX graphs and manifest: `{result['export_dir']}`",

@@ -63,19 +63,36 @@ class Tracker:
         if existing is not None:
             return str(existing.experiment_id)
         try:
-            return str(self.client.create_experiment(name, artifact_location=self.settings.artifact_location))
+            # A tracking server stores artifacts itself (proxied over HTTP); a local database
+            # needs an explicit folder, or MLflow would write ./mlruns wherever we happen to be.
+            location = None if self.settings.is_remote else self.settings.artifact_location
+            return str(self.client.create_experiment(name, artifact_location=location))
         except MlflowException:
             again = self.client.get_experiment_by_name(name)
             if again is None:
                 raise
             return str(again.experiment_id)
 
-    def start_run(self, cfg: RunConfig, tags: dict[str, str] | None = None) -> str:
-        run = self.client.create_run(self.experiment_id(), run_name=cfg.name, tags=tags or {})
+    def start_run(
+        self, cfg: RunConfig, tags: dict[str, str] | None = None, parent_run_id: str | None = None
+    ) -> str:
+        tags = dict(tags or {})
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI
+        run = self.client.create_run(self.experiment_id(), run_name=cfg.name, tags=tags)
         params = [Param(key, value[:6000]) for key, value in cfg.flat().items()]
         for start in range(0, len(params), 100):
             self.client.log_batch(run.info.run_id, params=params[start : start + 100])
         return str(run.info.run_id)
+
+    def start_named_run(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        """A run that is not one training (a sweep's parent run)."""
+        run = self.client.create_run(self.experiment_id(), run_name=name, tags=tags)
+        self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        return str(run.info.run_id)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
 
     def log_epoch(self, run_id: str, report: EpochReport) -> None:
         now = int(time.time() * 1000)
