@@ -34,11 +34,13 @@ def run_row(row: Row, data_root: str, work: Path, threads: int | None) -> dict[s
     from flows.pipeline import train_autoencoder
     from flows.settings import load_mlflow_settings
 
+    # MNIST rows read `--data-root`; the photo rows keep their preset's folder of photographs.
+    on_mnist = load_config(row.preset).data.name == "mnist"
     cfg = load_config(
         row.preset,
         overrides=[
             f"name=results-{row.name}",
-            f"data.root={data_root}",
+            *([f"data.root={data_root}"] if on_mnist else []),
             f"export.dir={work / 'exported'}",
             "train.progress=false",
             *([f"train.num_threads={threads}"] if threads else []),
