@@ -109,9 +109,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # --- photographs: random 40×40 / 48×48 patches of train400 (set data.root for other photos) for
     # training, whole images of any size at inference. Few held-out images: the real test set is set12.
     # Additive white Gaussian noise σ = 25/255, unclipped (clip=false) as in the BM3D / DnCNN benchmarks;
-    # the residual model predicts the noise. Measured on 2 CPU threads: ~43 s an epoch when the cores
-    # are free, so 12 epochs stay inside 10 minutes; 13 epochs (559 s) gave 29.0 dB on Set12 at σ = 25
-    # (noisy: 20.3).
+    # the residual model predicts the noise. Measured on 2 idle CPU cores: ~57 s an epoch, so 10
+    # epochs stay inside 10 minutes; an earlier 13-epoch run gave 29.0 dB on Set12 at σ = 25 (noisy 20.3).
     "photo-denoise": {
         "name": "photo-denoise",
         "data": {
@@ -131,7 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "residual": True,
         },
         "corruption": {"kind": "gaussian", "mean": 0.0, "std": 25 / 255, "clip": False},
-        "train": {"epochs": 12, "batch_size": 16, "lr": 1e-3, "loss": "mse", "num_threads": 2},
+        "train": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "loss": "mse", "num_threads": 2},
         "eval": {"photo_folder": "../shared/data/denoise/set12", "grid_images": 6},
     },
     # ×2 super-resolution: antialiased bicubic downsampling; the model corrects bicubic upsampling.
