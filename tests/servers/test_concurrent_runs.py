@@ -23,6 +23,8 @@ def test_two_training_flows_at_once_both_complete(tmp_path: Path) -> None:
             **CHECKOUT_ENV,
             "AEFLOW_MLFLOW_CONFIG": str(mlflow_config(tmp_path, db)),
             "PREFECT_HOME": str(tmp_path / f"prefect-{i}"),
+            # Each process starts its own ephemeral Prefect server; give it time on a loaded machine.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
         }
         args = [
             *AEFLOW, "run", "--preset", "smoke",
