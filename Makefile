@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aeflow-installed
 
-.PHONY: run test test-fast lint format clean results bench-serve
+.PHONY: run test test-fast lint format clean results server deploy worker bench-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,15 @@ format: $(STAMP)
 
 clean:
 	rm -rf .cache .prefect mlflow.db mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache
+
+## Prefect + MLflow servers on 127.0.0.1 (schedules fire only with a server); Ctrl-C stops them.
+server: $(STAMP)
+	$(BIN)/aeflow server
+
+## Register prefect.yaml's deployments (needs PREFECT_API_URL, e.g. http://127.0.0.1:4200/api).
+deploy: $(STAMP)
+	$(BIN)/aeflow deploy
+
+## Run the work pool's flow runs on this machine.
+worker: $(STAMP)
+	$(BIN)/aeflow worker

@@ -10,7 +10,7 @@ import typer
 import flows  # noqa: F401  (sets Prefect's environment defaults before prefect is imported)
 from components.config import RunConfig
 from components.presets import PRESETS, ConfigError, load_config
-from flows import cli_infer
+from flows import cli_infer, cli_ops
 from flows.cli_models import models_app
 from flows.summary import comparison_lines
 
@@ -96,6 +96,8 @@ def presets() -> None:
 
 for _command in ("encode", "reconstruct", "denoise", "upscale", "generate", "serve"):
     app.command(_command)(getattr(cli_infer, _command))
+for _command in ("sweep", "batch", "server", "deploy", "worker"):
+    app.command(_command)(getattr(cli_ops, _command))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ tasks never rely on `mlflow.active_run()`: they get the run id and log through t
 
 from __future__ import annotations
 
+import fcntl
 import time
 import urllib.error
 import urllib.request
@@ -30,16 +31,30 @@ class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking server cannot be reached; raised before any training starts."""
 
 
+def _initialise_sqlite(path: Path, uri: str) -> None:
+    """Create or migrate the database under a file lock. Two runs started at once on a new mlflow.db
+    would otherwise both run MLflow's migrations, and one of them fails ("table ... already exists")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f"{path.name}.init-lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Tracker:
     def __init__(self, settings: MlflowSettings) -> None:
         self.settings = settings
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        uri = settings.tracking_uri
+        if uri.startswith("sqlite:///"):
+            _initialise_sqlite(Path(uri.removeprefix("sqlite:///")), uri)
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def check_reachable(self, timeout_s: float = 5.0) -> None:
         """Fail in seconds, not after training: probe an HTTP server's /health endpoint."""
         uri = self.settings.tracking_uri
         if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             return
         if not uri.startswith(("http://", "https://")):
             return

@@ -82,3 +82,16 @@ def mlflow_server(root: Path) -> Iterator[str]:
     uri = f"http://127.0.0.1:{port}"
     with server_process(command, f"{uri}/health", root / "mlflow-server.log"):
         yield uri
+
+
+def mlflow_config(root: Path, tracking_uri: str) -> Path:
+    """An mlflow.yml for subprocesses (AEFLOW_MLFLOW_CONFIG), so nothing lands in the project folder."""
+    path = root / "mlflow.yml"
+    path.write_text(f"tracking_uri: {tracking_uri}\nartifact_location: {root / 'mlartifacts'}\n")
+    return path
+
+
+# `python -m flows.cli` from the checkout under test (not whatever `aeflow` is first on PATH).
+AEFLOW = [sys.executable, "-m", "flows.cli"]
+CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT_ENV = {"PYTHONPATH": str(CHECKOUT)}
