@@ -19,8 +19,9 @@ import onnx
 import onnxruntime as ort
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
 from components.config import RunConfig
 from components.training import EpochReport
@@ -29,6 +30,38 @@ from flows.settings import MlflowSettings
 
 class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking server cannot be reached; raised before any training starts."""
+
+
+def _graph_examples(folder: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A batch of 2 for every graph input: images at the manifest's size (fully convolutional
+    graphs leave height and width open), labels, and the codes the encoder makes of those images."""
+    rng = np.random.default_rng(0)
+    images = rng.random((2, *manifest["input"]["shape"]), dtype=np.float32)
+    labels = rng.integers(0, max(manifest.get("num_classes", 1), 1), size=2, dtype=np.int64)
+    feeds = {"images": images, **({"labels": labels} if manifest.get("conditional") else {})}
+    encoder = ort.InferenceSession(
+        str(folder / manifest["graphs"]["encoder"]["file"]), providers=["CPUExecutionProvider"]
+    )
+    code = encoder.run(None, feeds)[0]
+    return {**feeds, "code": code.astype(np.float32)}
+
+
+def _signature(spec: dict[str, Any], inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> Any:
+    """Tensor specs with -1 wherever the graph's axis is symbolic (batch; H and W of fcn models)."""
+
+    def schema(items: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> Schema:
+        return Schema(
+            [
+                TensorSpec(
+                    arrays[item["name"]].dtype,
+                    tuple(d if isinstance(d, int) else -1 for d in item["shape"]),
+                    item["name"],
+                )
+                for item in items
+            ]
+        )
+
+    return ModelSignature(schema(spec["inputs"], inputs), schema(spec["outputs"], outputs))
 
 
 def _initialise_sqlite(path: Path, uri: str) -> None:
@@ -136,19 +169,12 @@ class Tracker:
         mlflow.set_tracking_uri(self.settings.tracking_uri)
         mlflow.set_registry_uri(self.settings.tracking_uri)
         versions: dict[str, str] = {}
-        rng = np.random.default_rng(0)
+        examples = _graph_examples(folder, manifest)
         with mlflow.start_run(run_id=run_id):
             for role, spec in manifest["graphs"].items():
                 path = folder / spec["file"]
                 session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                example = {
-                    item["name"]: (
-                        rng.integers(0, max(manifest.get("num_classes", 1), 1), size=2, dtype=np.int64)
-                        if item["dtype"] == "int64"
-                        else rng.random((2, *item["shape"][1:]), dtype=np.float32)
-                    )
-                    for item in spec["inputs"]
-                }
+                example = {item["name"]: examples[item["name"]] for item in spec["inputs"]}
                 outputs = dict(
                     zip([o["name"] for o in spec["outputs"]], session.run(None, example), strict=True)
                 )
@@ -156,10 +182,7 @@ class Tracker:
                 info = mlflow.onnx.log_model(
                     onnx.load(str(path)),
                     name=role,
-                    signature=infer_signature(
-                        next(iter(example.values())) if single else example,
-                        next(iter(outputs.values())) if single else outputs,
-                    ),
+                    signature=_signature(spec, example, outputs),
                     input_example=next(iter(example.values())) if single else example,
                     registered_model_name=names[role],
                     save_as_external_data=False,
