@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,12 @@ def environment() -> dict[str, str]:
 
 
 def load_rows() -> dict[str, Any]:
-    """Measured rows in the order of ROWS, with the environment of the newest one."""
+    """Measured rows in the order of ROWS, with the environment most of them were measured in."""
     found = {p.stem: json.loads(p.read_text()) for p in RESULTS_DIR.glob("*.json")}
     rows = [found[row.name] for row in ROWS if row.name in found]
-    newest = max(rows, key=lambda r: r["environment"]["date"], default=None)
-    return {"environment": newest["environment"] if newest else {}, "rows": rows}
+    machines = Counter(r["environment"]["machine"] for r in rows)
+    common = next((r for r in rows if r["environment"]["machine"] == machines.most_common(1)[0][0]), None)
+    return {"environment": common["environment"] if common else {}, "rows": rows}
 
 
 def main() -> None:

@@ -86,6 +86,17 @@ def targets(stored: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+def _other_machines(stored: dict[str, Any]) -> str:
+    """Rows measured in another setting (fewer threads, say) than the header's, named."""
+    newest = stored.get("environment", {}).get("machine")
+    others: dict[str, list[str]] = {}
+    for row in stored.get("rows", []):
+        machine = row.get("environment", {}).get("machine")
+        if machine and machine != newest:
+            others.setdefault(machine, []).append(row["row"])
+    return "".join(f" Rows {', '.join(rows)}: {machine}." for machine, rows in others.items())
+
+
 def render(stored: dict[str, Any]) -> str:
     env = stored.get("environment", {})
     lines = [
@@ -96,7 +107,8 @@ def render(stored: dict[str, Any]) -> str:
         "(experiment `aeflow-results`).",
         "",
         f"Measured {env.get('date', '?')} on {env.get('machine', '?')}, Python {env.get('python', '?')}, "
-        f"torch {env.get('torch', '?')}. Data: the MNIST subset (7,000 train → 6,300 train + 700 "
+        f"torch {env.get('torch', '?')}.{_other_machines(stored)} Data: the MNIST subset (7,000 train → "
+        "6,300 train + 700 "
         "validation; 1,000 test). MSE is per pixel, PSNR/SSIM are means over test images "
         "(scikit-image, data range 1). Seconds are training time only.",
         "",

@@ -33,7 +33,9 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _bomb(width: int, height: int) -> bytes:
+def png_declaring(width: int, height: int) -> bytes:
+    """A few hundred bytes whose header claims a huge image: an image bomb, refused before decoding."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -54,7 +56,7 @@ def malformed_requests(image_size: int, max_body_bytes: int) -> list[tuple[str, 
         ("application/json", json.dumps({"images": [[1, 2, 3]]}).encode()),
         ("application/json", json.dumps({"images": [[[float("nan")] * image_size] * image_size]}).encode()),
         ("image/png", noise[: len(noise) // 2]),
-        ("image/png", _bomb(20_000, 20_000)),
+        ("image/png", png_declaring(20_000, 20_000)),
         ("image/png", b"not an image at all"),
         ("text/plain", b"hello"),
         ("application/json", b"[" * (max_body_bytes // 2)),

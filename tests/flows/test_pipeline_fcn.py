@@ -25,9 +25,7 @@ def _photos(folder: Path) -> None:
         Image.fromarray(noisy).save(folder / f"p{i}.png")
 
 
-def test_fcn_denoiser_registers_with_dynamic_height_and_width(
-    tmp_path: Path, prefect_harness: None
-) -> None:
+def test_fcn_denoiser_registers_with_dynamic_height_and_width(tmp_path: Path, prefect_harness: None) -> None:
     _photos(tmp_path / "photos")
     cfg = tiny_config(
         tmp_path,
