@@ -72,7 +72,7 @@ def test_run_writes_onnx_manifest_and_mlflow_run(tmp_path: Path) -> None:
     assert f"mlflow ui --backend-store-uri sqlite:///{db}" in proc.stdout
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{db}")
+    client = MlflowClient(f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert "test_psnr" in runs[0].data.metrics

@@ -34,7 +34,9 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
 @pytest.mark.slow
 def test_mlflow_run_has_params_metrics_and_pictures(pipeline_run: dict) -> None:
     cfg, result = pipeline_run["cfg"], pipeline_run["result"]
-    client = MlflowClient(pipeline_run["settings"].tracking_uri)
+    client = MlflowClient(
+        pipeline_run["settings"].tracking_uri, registry_uri=pipeline_run["settings"].tracking_uri
+    )
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == str(cfg.train.epochs)

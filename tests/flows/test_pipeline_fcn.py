@@ -49,9 +49,10 @@ def test_fcn_denoiser_registers_with_dynamic_height_and_width(tmp_path: Path, pr
     result = train_autoencoder(cfg, settings)
     assert result["champion"]["promoted"]
 
-    client = MlflowClient(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     version = client.get_model_version_by_alias("fcn-denoise", "champion")
     mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/fcn-denoise/{version.version}")
     inputs = model.metadata.get_input_schema().inputs
     assert inputs[0].shape == (-1, 1, -1, -1)

@@ -60,7 +60,7 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.slow
 def test_cvae_run_logs_likelihoods_history_and_pictures(cvae_run: dict) -> None:
     result = cvae_run["result"]
-    client = MlflowClient(cvae_run["settings"].tracking_uri)
+    client = MlflowClient(cvae_run["settings"].tracking_uri, registry_uri=cvae_run["settings"].tracking_uri)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["model.kind"] == "cvae"

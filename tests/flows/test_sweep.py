@@ -88,7 +88,7 @@ def test_sweep_nests_child_runs_ranks_them_and_caps_concurrency(
     assert scores == sorted(scores, reverse=True)
     assert [label for label, _ in result["skipped"]] == ["denoise-spatial-none"]
 
-    client = MlflowClient(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     parent = client.get_run(result["parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_test_psnr"] == pytest.approx(scores[0], abs=1e-4)

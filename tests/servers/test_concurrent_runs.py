@@ -44,7 +44,7 @@ def test_two_training_flows_at_once_both_complete(tmp_path: Path) -> None:
         assert process.returncode == 0, text[-3000:]
         assert "database is locked" not in text
 
-    client = MlflowClient(db)
+    client = MlflowClient(db, registry_uri=db)
     runs = client.search_runs([client.get_experiment_by_name("aeflow").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["concurrent-0", "concurrent-1"]
     for run in runs:

@@ -32,7 +32,12 @@ def runs(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory, prefect_harn
     first = _train(root, mlflow_uri)
     worse = _train(root, mlflow_uri, "train.epochs=1", "train.lr=1e-5")
     better = _train(root, mlflow_uri, "train.epochs=30", "train.lr=3e-3")
-    return {"first": first, "worse": worse, "better": better, "client": MlflowClient(mlflow_uri)}
+    return {
+        "first": first,
+        "worse": worse,
+        "better": better,
+        "client": MlflowClient(mlflow_uri, registry_uri=mlflow_uri),
+    }
 
 
 def test_runs_metrics_and_artifacts_live_on_the_server(runs: dict[str, Any], mlflow_uri: str) -> None:

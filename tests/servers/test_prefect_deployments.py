@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_UI_ENABLED": "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "ROOT": str(root),
     }
@@ -55,6 +57,10 @@ def test_deploy_schedules_and_a_worker_runs_a_flow(prefect_api: dict[str, str]) 
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
     deployments, runs = asyncio.run(_read(prefect_api))
+    deadline = time.monotonic() + 120  # the server's scheduler service creates the runs on its loop
+    while not any(r.state_name == "Scheduled" for r in runs) and time.monotonic() < deadline:
+        time.sleep(2)
+        deployments, runs = asyncio.run(_read(prefect_api))
     by_name = {d.name: d for d in deployments}
     assert set(by_name) == {"nightly-lesson-denoise", "weekly-comparison-sweep", "batch-inference"}
     nightly = by_name["nightly-lesson-denoise"]
@@ -84,7 +90,7 @@ def test_deploy_schedules_and_a_worker_runs_a_flow(prefect_api: dict[str, str]) 
     _, runs = asyncio.run(_read(prefect_api))
     finished = next(r for r in runs if r.id == flow_run.id)
     assert finished.state_name == "Completed", finished.state
-    client = MlflowClient(prefect_api["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(prefect_api["MLFLOW_TRACKING_URI"], registry_uri=prefect_api["MLFLOW_TRACKING_URI"])
     [mlflow_run] = client.search_runs(
         [client.get_experiment_by_name("aeflow").experiment_id],
         f"tags.`prefect.flow_run_id` = '{flow_run.id}'",
