@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,10 +52,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# torch.export traces with process-wide dispatch modes: two exports in one process at the same
+# time (a sweep trains its cells in threads) corrupt each other ("ProxyTorchDispatchMode slot
+# already occupied"). Exports are seconds long; they take turns.
+_EXPORT_LOCK = threading.Lock()
+
+
 def _export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
     dims = {name: torch.export.Dim(name, min=1) for axes in spec.dynamic for name in axes.values()}
     dynamic_shapes = tuple({axis: dims[name] for axis, name in axes.items()} for axes in spec.dynamic)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with _EXPORT_LOCK, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             spec.module,

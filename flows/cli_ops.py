@@ -136,6 +136,10 @@ def batch(
     from components.runtime import ModelFolderError
     from flows.batch import BatchInferenceRequest, batch_inference
 
+    if not input_dir.is_dir():
+        typer.secho(f"error: {input_dir} is not a folder; give a folder of png/jpg/bmp/npy files", fg="red",
+                    err=True)  # fmt: skip
+        raise typer.Exit(2)
     try:
         request = BatchInferenceRequest(model=model, input_dir=input_dir, output_dir=out)
         report = batch_inference(request)

@@ -99,7 +99,9 @@ def _ranking(
     rows: list[dict[str, Any]] = []
     for label, outcome in zip(labels, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            rows.append({"cell": label, "status": f"failed: {outcome}"})
+            # One line, no terminal colours: the status is a cell of a Markdown table.
+            first = re.sub(r"\x1b\[[0-9;]*m", "", str(outcome)).strip().splitlines() or [""]
+            rows.append({"cell": label, "status": f"failed: {type(outcome).__name__}: {first[0][:200]}"})
             continue
         m = outcome["metrics"]
         rows.append(

@@ -150,3 +150,16 @@ def test_downsample_export_takes_small_images_and_returns_full_size(
     (out,) = _session(result.folder / "model.onnx").run(None, {"images": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
+
+
+def test_exports_from_two_threads_at_once_both_succeed(tmp_path: Path) -> None:
+    """A sweep exports its cells from worker threads; torch.export must not see two at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.exports import export_tiny
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(export_tiny, tmp_path, f"thread-{i}", seed=i) for i in range(2)]
+        results = [future.result() for future in futures]
+    for result in results:
+        assert {"encoder.onnx", "decoder.onnx", "model.onnx"} <= {p.name for p in result.folder.iterdir()}

@@ -101,13 +101,15 @@ def test_photo_folder_in_the_config_adds_whole_image_scores(grey_folder: Path, t
 
     denoise = load_config(
         "photo-denoise",
-        overrides=[f"eval.photo_folder={grey_folder}", "eval.photo_sigmas=[25]"],
+        overrides=[f"data.root={grey_folder}", f"eval.photo_folder={grey_folder}", "eval.photo_sigmas=[25]"],
     )
     scores = photo_comparison(_model("denoise", 1), denoise)  # type: ignore[arg-type]
     assert set(scores) == {
         f"photo_s25_{n}_{m}" for n in ("noisy", "classical", "model") for m in ("psnr", "ssim")
     }
-    superres = load_config("photo-superres-x2", overrides=[f"eval.photo_folder={grey_folder}"])
+    superres = load_config(
+        "photo-superres-x2", overrides=[f"data.root={grey_folder}", f"eval.photo_folder={grey_folder}"]
+    )
     scores = photo_comparison(_model("superres", 2), superres)  # type: ignore[arg-type]
     assert scores["photo_bicubic_psnr"] > scores["photo_bilinear_psnr"] - 5  # both present and finite
     assert {"photo_model_psnr", "photo_model_ssim"} <= set(scores)
