@@ -64,9 +64,14 @@ def _signature(spec: dict[str, Any], inputs: dict[str, np.ndarray], outputs: dic
     return ModelSignature(schema(spec["inputs"], inputs), schema(spec["outputs"], outputs))
 
 
+_INITIALISED: set[Path] = set()  # databases this process has already created or checked
+
+
 def _initialise_sqlite(path: Path, uri: str) -> None:
     """Create or migrate the database under a file lock. Two runs started at once on a new mlflow.db
     would otherwise both run MLflow's migrations, and one of them fails ("table ... already exists")."""
+    if path in _INITIALISED:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(f"{path.name}.init-lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -74,6 +79,7 @@ def _initialise_sqlite(path: Path, uri: str) -> None:
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    _INITIALISED.add(path)
 
 
 class Tracker:

@@ -18,6 +18,7 @@ from components.export import ExportResult, export_model
 from components.models import ConvAutoencoder, build_model
 from components.presets import load_config
 from components.training import EpochReport, TrainResult, fit
+from tests.components.kinds_support import KindRun, kind_config
 
 # Enough epochs that the validation loss of the tiny model reliably falls from the first to the last.
 TRAIN_EPOCHS = 6
@@ -111,3 +112,21 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     model = build_model(cfg.model, image_shape, image_shape).eval()
     result = export_model(model, cfg, image_shape, metrics={"test_mse": 0.5})
     return Exported(cfg, model, image_shape, result)
+
+
+@pytest.fixture(scope="session")
+def kinds_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kinds")
+
+
+@pytest.fixture(scope="session")
+def runs(kinds_root: Path, digits_splits: ImageSplits) -> dict[str, KindRun]:
+    """Lazily trained models, one per kind, shared by test_kinds.py and test_kinds_generative.py."""
+
+    class Lazy(dict[str, KindRun]):
+        def __missing__(self, kind: str) -> KindRun:
+            cfg = kind_config(kinds_root, kind)
+            self[kind] = KindRun(kind, cfg, digits_splits, fit(cfg, digits_splits))
+            return self[kind]
+
+    return Lazy()

@@ -6,156 +6,30 @@ its export is made once too. All outputs go under pytest's temporary folders.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
-from torch.distributions import Normal, kl_divergence
 
 from components.comparisons import kind_comparisons
-from components.config import RunConfig
 from components.corruption import corrupt_fixed, model_input_shape
 from components.data import ImageSplits
-from components.evaluation import Evaluation, evaluate
-from components.export import ExportResult, export_model
-from components.models import Autoencoder, build_model
-from components.models.aae import AdversarialAutoencoder
+from components.models import build_model
 from components.models.vae import VariationalAutoencoder
 from components.pictures import kind_pictures
 from components.presets import ConfigError, load_config
-from components.training import TrainResult, fit
-from components.vae_metrics import gaussian_kl
-
-BASE = (
-    "data.name=digits",
-    "data.image_size=16",
-    "data.limit=300",
-    "model.channels=[8, 8]",
-    "train.epochs=3",
-    "train.batch_size=32",
-    "train.lr=0.003",
-    "train.device=cpu",
-    "train.loss=bce",
-    "train.num_threads=1",
-    "eval.iwae_k=32",
+from tests.components.kinds_support import (
+    ATOL,
+    GENERATIVE,
+    KINDS,
+    VARIATIONAL,
+    KindRun,
+    kind_config,
+    no_autocast,
+    one_thread,  # noqa: F401  (autouse: one thread per module)
 )
-FC = ("model.architecture=fc", "model.hidden=[64]", "model.latent_dim=2")
-KINDS: dict[str, tuple[str, ...]] = {
-    "ae": ("model.kind=ae",),  # the lesson's spatial 8×4×4 code
-    "sparse-ae": ("model.kind=ae", "model.latent_dim=8", "model.sparsity=0.01"),
-    "denoise": (
-        "model.kind=denoise",
-        "corruption.kind=gaussian",
-        "corruption.mean=0.0",
-        "corruption.std=0.2",
-    ),
-    "superres-x2": (
-        "model.kind=superres",
-        "corruption.kind=downsample",
-        "corruption.factor=2",
-        "model.upsample=pixelshuffle",
-    ),
-    "superres-x4": (
-        "model.kind=superres",
-        "corruption.kind=downsample",
-        "corruption.factor=4",
-        "model.upsample=nearest",
-    ),
-    "vae-fc": ("model.kind=vae", *FC),
-    "vae-conv": ("model.kind=vae", "model.latent_dim=2"),
-    "cvae": ("model.kind=cvae", *FC),
-    "aae": ("model.kind=aae", *FC, "model.disc_hidden=32"),
-}
-VARIATIONAL = ("vae-fc", "vae-conv", "cvae")
-GENERATIVE = (*VARIATIONAL, "aae")
-ATOL = 1e-5
-
-
-def kind_config(root: Path, kind: str, *extra: str) -> RunConfig:
-    """The config of one kind with its cache, checkpoints and exports under `root`."""
-    return load_config(
-        overrides=[
-            *BASE,
-            *KINDS[kind],
-            f"name=kinds-{kind}",
-            "train.progress=false",
-            f"data.cache_dir={root / 'cache'}",
-            f"train.checkpoint_dir={root / 'checkpoints'}",
-            f"export.dir={root / 'exported'}",
-            *extra,
-        ]
-    )
-
-
-def no_autocast() -> contextlib.AbstractContextManager[object]:
-    return contextlib.nullcontext()
-
-
-@dataclass
-class KindRun:
-    kind: str
-    cfg: RunConfig
-    splits: ImageSplits
-    result: TrainResult
-    _evaluation: Evaluation | None = field(default=None, repr=False)
-    _export: ExportResult | None = field(default=None, repr=False)
-
-    @property
-    def model(self) -> Autoencoder:
-        return self.result.model
-
-    def inputs(self, n: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`n` fixed, corrupted test inputs and their labels (labels only for conditional models)."""
-        clean = self.splits.test[offset : offset + n]
-        labels = self.splits.test_labels[offset : offset + n] if self.model.conditional else None
-        return corrupt_fixed(clean, self.cfg.corruption), labels
-
-    @property
-    def evaluation(self) -> Evaluation:
-        if self._evaluation is None:
-            self._evaluation = evaluate(self.model, self.splits, self.cfg)
-        return self._evaluation
-
-    @property
-    def export(self) -> ExportResult:
-        if self._export is None:
-            self._export = export_model(self.model, self.cfg, self.splits.image_shape)
-        return self._export
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread and one BLAS thread: on two shared cores, OpenBLAS's spinning threads turn a
-    300×256 SVD (the PCA baseline) from milliseconds into seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def kinds_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kinds")
-
-
-@pytest.fixture(scope="module")
-def runs(kinds_root: Path, digits_splits: ImageSplits) -> dict[str, KindRun]:
-    """Lazily trained models, one per kind, shared by the whole module."""
-
-    class Lazy(dict[str, KindRun]):
-        def __missing__(self, kind: str) -> KindRun:
-            cfg = kind_config(kinds_root, kind)
-            self[kind] = KindRun(kind, cfg, digits_splits, fit(cfg, digits_splits))
-            return self[kind]
-
-    return Lazy()
 
 
 # --- (a) shapes and ranges ---------------------------------------------------------------------
@@ -291,100 +165,6 @@ def test_cvae_graphs_take_int64_labels_that_the_decoder_uses(runs: dict[str, Kin
     assert (per_image > 1e-2).all(), f"the labels barely change the decoded images: {per_image}"
     with torch.no_grad():
         np.testing.assert_allclose(shifted, run.model.decode(codes, (digits + 1) % 10).numpy(), atol=ATOL)
-
-
-# --- (d) seeds decide the weights --------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["vae-fc", "vae-conv", "cvae", "aae"])
-def test_same_seed_same_weights_other_seed_different(
-    tmp_path: Path, digits_splits: ImageSplits, kind: str
-) -> None:
-    def weights(seed: int) -> dict[str, torch.Tensor]:
-        cfg = kind_config(tmp_path, kind, "train.epochs=2", f"train.seed={seed}")
-        return fit(cfg, digits_splits).model.state_dict()
-
-    first, again, other = weights(0), weights(0), weights(1)
-    assert first.keys() == again.keys() == other.keys()
-    for name in first:
-        assert torch.equal(first[name], again[name]), f"{kind}: {name} differs between two seed-0 runs"
-    assert any(not torch.equal(first[name], other[name]) for name in first)
-
-
-# --- (e) the adversarial autoencoder's three optimisers ----------------------------------------
-def _ids(params: object) -> set[int]:
-    return {id(p) for p in params}  # type: ignore[attr-defined]
-
-
-def test_aae_optimisers_cover_the_right_parameters(kinds_root: Path) -> None:
-    cfg = kind_config(kinds_root, "aae")
-    model = build_model(cfg.model, (1, 16, 16), (1, 16, 16))
-    assert isinstance(model, AdversarialAutoencoder)
-    reconstruction, discriminator, regulariser = (
-        _ids(p for group in opt.param_groups for p in group["params"]) for opt in model.make_optimizers(1e-3)
-    )
-    encoder, decoder = _ids(model.encoder.parameters()), _ids(model.decoder.parameters())
-    critic = _ids(model.discriminator.parameters())
-    assert encoder and decoder and critic
-    assert reconstruction == encoder | decoder
-    assert discriminator == critic
-    assert regulariser == encoder
-    assert encoder | decoder | critic == _ids(model.parameters())
-
-
-def test_aae_step_updates_the_discriminator_and_leaves_no_gradients_in_it(
-    kinds_root: Path, digits_splits: ImageSplits
-) -> None:
-    cfg = kind_config(kinds_root, "aae")
-    torch.manual_seed(0)
-    model = build_model(cfg.model, (1, 16, 16), (1, 16, 16))
-    optimizers = model.make_optimizers(1e-3)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    batch = digits_splits.train[:32]
-    model.train()
-    terms = model.training_step(batch, batch, None, optimizers, no_autocast)
-    assert set(terms) == {"loss", "recon", "disc_loss", "gen_loss"}
-    for prefix in ("discriminator.", "encoder.", "decoder."):
-        changed = [
-            n for n, p in model.named_parameters() if n.startswith(prefix) and not torch.equal(p, before[n])
-        ]
-        assert changed, f"no parameter under {prefix} changed in one training step"
-    assert all(p.grad is None for p in model.discriminator.parameters())
-
-
-# --- (f) the VAE's KL term ---------------------------------------------------------------------
-@pytest.mark.parametrize("kind", VARIATIONAL)
-def test_vae_kl_term_is_the_gaussian_kl_of_the_posterior(runs: dict[str, KindRun], kind: str) -> None:
-    run = runs[kind]
-    model = run.model
-    assert isinstance(model, VariationalAutoencoder)
-    x, y = run.inputs(64)
-    with torch.no_grad():
-        terms = model.losses(x, run.splits.test[:64], y)
-        mean, log_var = model.posterior(x, y)
-    expected = gaussian_kl(mean, log_var).sum(1).mean()
-    torch.testing.assert_close(terms["kl"], expected, rtol=1e-6, atol=1e-6)
-    reference = kl_divergence(Normal(mean, (0.5 * log_var).exp()), Normal(0.0, 1.0)).sum(1).mean()
-    torch.testing.assert_close(terms["kl"], reference, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(terms["loss"], terms["recon"] + model.beta * terms["kl"])
-
-
-def test_vae_kl_has_the_closed_form_for_a_fixed_posterior(kinds_root: Path) -> None:
-    """Heads with zero weights give every image the posterior N(m, exp(l)): KL = ½ Σ (e^l + m² − 1 − l)."""
-    cfg = kind_config(kinds_root, "vae-fc", "model.beta=0.5")
-    model = build_model(cfg.model, (1, 16, 16), (1, 16, 16))
-    assert isinstance(model, VariationalAutoencoder)
-    m, log_v = torch.tensor([0.7, -1.2]), torch.tensor([-0.4, 0.9])
-    with torch.no_grad():
-        for head, value in zip(model.encoder.heads, (m, log_v), strict=True):
-            head.weight.zero_()
-            head.bias.copy_(value)
-    images = torch.rand((6, 1, 16, 16), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        terms = model.losses(images, images)
-    closed_form = 0.5 * float((log_v.exp() + m**2 - 1 - log_v).sum())
-    reference = float(kl_divergence(Normal(m, (0.5 * log_v).exp()), Normal(0.0, 1.0)).sum())
-    assert float(terms["kl"]) == pytest.approx(closed_form, rel=1e-6)
-    assert float(terms["kl"]) == pytest.approx(reference, rel=1e-6)
-    assert float(terms["loss"]) == pytest.approx(float(terms["recon"]) + 0.5 * closed_form, rel=1e-6)
 
 
 # --- (g) comparisons and pictures --------------------------------------------------------------
