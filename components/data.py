@@ -10,6 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from components.config import DataConfig
+from components.image_modes import SIXTEEN_BIT_MODES, to_mode
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -113,9 +115,7 @@ def check_source(cfg: DataConfig) -> None:
     if cache_path(cfg).is_file() or cfg.name == "digits":
         return
     if cfg.name in TORCHVISION_DATASETS:
-        _, folder, files = TORCHVISION_DATASETS[cfg.name]
-        base = Path(cfg.root).expanduser() / folder
-        if not cfg.download and not all((base / name).is_file() for name in files):
+        if not cfg.download and not _files_present(cfg):
             raise _missing_dataset_error(cfg, detail=None)
         return
     root = Path(cfg.root).expanduser()
@@ -138,6 +138,24 @@ def _missing_dataset_error(cfg: DataConfig, detail: str | None) -> DatasetError:
         f"dataset {cfg.name!r} was not found under {root}. Expected files:\n{expected}\n"
         f"data.download is {str(cfg.download).lower()}: {hint}; or point data.root at a folder "
         "that holds them (data.name=digits always works offline)."
+    )
+
+
+def _files_present(cfg: DataConfig) -> bool:
+    _, folder, files = TORCHVISION_DATASETS[cfg.name]
+    base = Path(cfg.root).expanduser() / folder
+    return all((base / name).is_file() for name in files)
+
+
+def _corrupt_dataset_error(cfg: DataConfig, err: Exception) -> DatasetError:
+    """All the expected files are there but torchvision cannot read them: truncated or not that data set."""
+    _, folder, _ = TORCHVISION_DATASETS[cfg.name]
+    where = Path(cfg.root).expanduser() / folder
+    reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return DatasetError(
+        f"dataset {cfg.name!r}: the files in {where} are there but cannot be read ({reason}); they are "
+        "truncated or not this data set. Delete them and fetch them again (data.download=true), or "
+        "point data.root at a good copy."
     )
 
 
@@ -203,8 +221,10 @@ def _load_torchvision(
     for train in (True, False):
         try:
             dataset = dataset_cls(str(root), train=train, download=cfg.download)
-        except (RuntimeError, OSError) as err:  # OSError: network errors when downloading offline
-            raise _missing_dataset_error(cfg, detail=str(err)) from None
+        except Exception as err:  # torchvision raises bare assertions and shape errors on bad files
+            if _files_present(cfg):
+                raise _corrupt_dataset_error(cfg, err) from None
+            raise _missing_dataset_error(cfg, detail=str(err)) from None  # OSError: offline download
         data = torch.as_tensor(np.asarray(dataset.data))
         images = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
         labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.long)
@@ -234,7 +254,7 @@ def _load_folder(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     )
     to_tensor = transforms.Compose([transforms.PILToTensor(), fit])
     images = (
-        torch.stack([to_tensor(img.convert("RGB" if channels == 3 else "L")) for img in decoded]).float()
+        torch.stack([to_tensor(to_mode(img, "RGB" if channels == 3 else "L")) for img in decoded]).float()
         / 255
     )
     return images, labels
@@ -264,12 +284,12 @@ def _folder_patches(
     index, _, test_index, _ = _split_off(index, labels, cfg.test_fraction, cfg.seed)
     train_index, _, val_index, _ = _split_off(index, labels[index], cfg.val_fraction, cfg.seed + 1)
     generator = torch.Generator().manual_seed(cfg.seed)
-    mode = "RGB" if channels == 3 else "L"
+    mode: Literal["L", "RGB"] = "RGB" if channels == 3 else "L"
     out: list[torch.Tensor] = []
     for part in (train_index, val_index, test_index):
         cut = []
         for i in part.tolist():
-            image = torch.from_numpy(np.asarray(decoded[i].convert(mode), dtype=np.uint8).copy())
+            image = torch.from_numpy(np.asarray(to_mode(decoded[i], mode), dtype=np.uint8).copy())
             image = image.unsqueeze(0) if image.dim() == 2 else image.permute(2, 0, 1)
             tops = torch.randint(0, image.shape[1] - size + 1, (patches,), generator=generator).tolist()
             lefts = torch.randint(0, image.shape[2] - size + 1, (patches,), generator=generator).tolist()
@@ -309,4 +329,4 @@ def _decode_folder(cfg: DataConfig) -> tuple[list[Path], list[Image.Image], torc
 
 
 def _is_colour(img: Image.Image) -> bool:
-    return img.mode not in {"1", "L", "LA", "I", "I;16", "F"}
+    return img.mode not in {"1", "L", "LA", "La", "F", *SIXTEEN_BIT_MODES}

@@ -40,17 +40,23 @@ def run(
 ) -> None:
     """Run the whole pipeline: ingest, corrupt, train, evaluate, export to ONNX, track in MLflow."""
     # Imported here, not at the top: `aeflow serve` and the inference commands then never load torch.
-    from components.data import DatasetError, check_source
+    from components.data import DatasetError, check_source, ingest
     from flows.settings import load_mlflow_settings
     from flows.tracking import Tracker, TrackingUnavailableError
 
+    # Everything a user can get wrong is checked before the flow starts: once it has, MLflow holds a
+    # (failed) run and the export folder may exist. The order keeps the cheap checks first.
     try:
         cfg: RunConfig = load_config(preset, config, set_ or [])
         settings = load_mlflow_settings()
         check_source(cfg.data)
         if cfg.eval.photo_folder is not None and not cfg.eval.photo_folder.is_dir():
             raise DatasetError(f"eval.photo_folder {cfg.eval.photo_folder} does not exist; fix or unset it")
-        Tracker(settings).check_reachable()
+        if settings.is_remote:  # a probe over HTTP writes nothing; a local SQLite file is created later
+            Tracker(settings).check_reachable()
+        # Decode the data now (the flow's ingest step then reads the cache): a corrupt image stops
+        # the run here, naming the file, before any MLflow run or export exists.
+        ingest(cfg.data)
     except (ConfigError, DatasetError, TrackingUnavailableError) as err:
         raise _fail(str(err)) from None
 
