@@ -167,11 +167,13 @@ def serve(
     from flows.service.app import create_app
     from flows.service.limits import ServiceLimits
     from flows.service.server import serve as run_server
+    from flows.service.uploads import install_pillow_guard
 
     try:
         limits = ServiceLimits(max_body_bytes=max_body_bytes, max_batch=max_batch, max_pixels=max_pixels)
     except ValidationError as err:
         raise fail(f"invalid limits: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
+    install_pillow_guard(limits.max_pixels)
     runtime = load_runtime(model, threads)
     if runtime.provider_note:
         typer.secho(f"warning: {runtime.provider_note}", fg=typer.colors.YELLOW, err=True)

@@ -15,15 +15,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from components.runtime import AutoencoderRuntime
 from components.runtime_io import InputError
 from flows.service.errors import ApiError, error_body
 from flows.service.limits import ServiceLimits
 from flows.service.middleware import BodyLimit
-from flows.service.payload import images_response, parse_json, read_codes, read_images
+from flows.service.payload import images_response, labels_field, parse_json, read_codes, read_images
+from flows.service.schemas import ApiShapes
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("aeflow.service")
@@ -48,9 +51,19 @@ def _service_info(runtime: AutoencoderRuntime, limits: ServiceLimits) -> dict[st
     }
 
 
+def _http_message(request: Request, err: HTTPException) -> str:
+    if err.status_code == 404:
+        return f"no such endpoint {request.url.path!r}; the endpoints are listed at /docs"
+    if err.status_code == 405:
+        allowed = (err.headers or {}).get("Allow", "another method")
+        return f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    return str(err.detail)
+
+
 def create_app(runtime: AutoencoderRuntime, limits: ServiceLimits | None = None) -> FastAPI:
     """The service for one loaded model; `limits` caps body size, batch size and pixels per image."""
     limits = limits or ServiceLimits()
+    shapes = ApiShapes.of(runtime, limits)
     state = {"ready": False}
 
     @asynccontextmanager
@@ -79,6 +92,18 @@ def create_app(runtime: AutoencoderRuntime, limits: ServiceLimits | None = None)
     async def input_error(_: Request, err: InputError) -> JSONResponse:
         return JSONResponse(error_body(422, str(err)), status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        # Starlette's own refusals (no such route, wrong method, a malformed multipart form) in the
+        # service's format rather than FastAPI's {"detail": ...}.
+        message = _http_message(request, err)
+        return JSONResponse(error_body(err.status_code, message), err.status_code, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        return JSONResponse(error_body(422, problems or "invalid request"), status_code=422)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error")
@@ -101,36 +126,48 @@ def create_app(runtime: AutoencoderRuntime, limits: ServiceLimits | None = None)
     async def metadata() -> dict[str, Any]:
         return {**runtime.manifest, "service": _service_info(runtime, limits)}
 
-    @app.post("/v1/encode", summary="Images (PNG or JSON) → codes (JSON)")
+    @app.post("/v1/encode", summary="Images (PNG or JSON) → codes (JSON)", openapi_extra=shapes.images_body())
     async def encode(request: Request) -> dict[str, Any]:
         batch, labels = await read_images(request, await request.body(), runtime, limits)
         codes = await _compute(lambda: runtime.encode(batch, labels))
         return {"shape": list(codes.shape), "codes": np.round(codes, 6).tolist()}
 
-    @app.post("/v1/decode", summary="Codes (JSON) → images (PNG or JSON by Accept)")
+    @app.post(
+        "/v1/decode",
+        summary="Codes (JSON) → images (PNG or JSON by Accept)",
+        openapi_extra=shapes.codes_body(),
+    )
     async def decode(request: Request) -> Response:
         codes, labels = read_codes(await request.body(), limits)
         return images_response(request, await _compute(lambda: runtime.decode(codes, labels)))
 
-    @app.post("/v1/reconstruct", summary="Images → denoised / upscaled / reconstructed images, by kind")
+    @app.post(
+        "/v1/reconstruct",
+        summary="Images → denoised / upscaled / reconstructed images, by kind",
+        openapi_extra=shapes.images_body(),
+    )
     async def reconstruct(request: Request) -> Response:
         batch, labels = await read_images(request, await request.body(), runtime, limits)
         return images_response(request, await _compute(lambda: runtime.reconstruct(batch, labels)))
 
-    @app.post("/v1/generate", summary="Samples from the prior (vae, cvae, aae): JSON {n, seed, labels}")
+    @app.post(
+        "/v1/generate",
+        summary="Samples from the prior (vae, cvae, aae): JSON {n, seed, labels}",
+        openapi_extra=shapes.generate_body(),
+    )
     async def generate(request: Request) -> Response:
         body = await request.body()
         data = parse_json(body) if body.strip() else {}
         n, seed = data.get("n", 8), data.get("seed", 0)
-        if (
-            not isinstance(n, int)
-            or not isinstance(seed, int)
+        if (  # `type(...) is int`: JSON true and false are bools, which isinstance(..., int) lets through
+            type(n) is not int
+            or type(seed) is not int
             or not 1 <= n <= limits.max_generate
-            or seed < 0
+            or not 0 <= seed < 2**63
         ):
-            expected = f"integers n in [1, {limits.max_generate}] and seed ≥ 0"
+            expected = f"integers n in [1, {limits.max_generate}] and seed in [0, 2^63)"
             raise ApiError(422, f"expected {expected}, got n={n!r}, seed={seed!r}")
-        labels = data.get("labels")
+        labels = labels_field(data.get("labels"))
         return images_response(request, await _compute(lambda: runtime.sample(n, seed, labels)))
 
     return app

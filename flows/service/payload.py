@@ -15,9 +15,10 @@ from fastapi import Request, Response
 from starlette.datastructures import UploadFile
 
 from components.runtime import AutoencoderRuntime
-from components.runtime_io import InputError, image_to_array, open_image, png_bytes
+from components.runtime_io import InputError, image_to_array, png_bytes
 from flows.service.errors import ApiError
 from flows.service.limits import ServiceLimits
+from flows.service.uploads import open_upload
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp")
 
@@ -43,9 +44,22 @@ def _check_batch(items: Any, what: str, limits: ServiceLimits) -> None:
         raise ApiError(413, f"{what}: {len(items)} items is over the batch limit of {limits.max_batch}")
 
 
-def _labels_field(raw: Any) -> Any:
-    """Labels from JSON (a number or a list) or a form/query value ("3" or "1,2,3")."""
-    if raw is None or isinstance(raw, int | list):
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a label
+
+
+def labels_field(raw: Any) -> Any:
+    """Labels from JSON (an integer or a flat list of them) or a form/query value ("3" or "1,2,3").
+
+    Checked here, not only in the runtime: a nested or ragged list would otherwise reach numpy,
+    whose error is not the caller's kind of mistake (a 500 instead of a 422).
+    """
+    if raw is None or _is_integer(raw):
+        return raw
+    if isinstance(raw, list):
+        if not all(_is_integer(item) for item in raw):
+            shown = json.dumps(raw)[:80]
+            raise InputError(f"labels: expected an integer or a flat list of integers, got {shown}")
         return raw
     if isinstance(raw, str):
         try:
@@ -56,7 +70,7 @@ def _labels_field(raw: Any) -> Any:
 
 
 def _decoded(data: bytes, runtime: AutoencoderRuntime, limits: ServiceLimits) -> np.ndarray:
-    return image_to_array(open_image(data, max_pixels=limits.max_pixels), runtime.image_dims)
+    return image_to_array(open_upload(data, limits.max_pixels), runtime.image_dims)
 
 
 def _check_pixels(batch: np.ndarray, limits: ServiceLimits) -> None:
@@ -70,12 +84,12 @@ async def read_images(
 ) -> tuple[np.ndarray, Any]:
     """(float32 batch, labels) from a JSON, image or multipart request; InputError or ApiError if bad."""
     kind = media_type(request)
-    labels: Any = _labels_field(request.query_params.get("labels"))
+    labels: Any = labels_field(request.query_params.get("labels"))
     if kind == "application/json":
         data = parse_json(body)
         _check_batch(data.get("images"), "images", limits)  # the body cap already bounds the JSON's size
         batch = runtime.images(data["images"])
-        labels = _labels_field(data.get("labels", labels))
+        labels = labels_field(data.get("labels", labels))
     elif kind in IMAGE_TYPES:
         batch = runtime.images(_decoded(body, runtime, limits)[None])
     elif kind == "multipart/form-data":
@@ -90,7 +104,7 @@ async def read_images(
             raise InputError(f"uploaded images have different sizes {sorted({a.shape for a in arrays})}")
         batch = runtime.images(np.stack(arrays))
         field = form.get("labels")
-        labels = _labels_field(field if isinstance(field, str) else labels)
+        labels = labels_field(field if isinstance(field, str) else labels)
     else:
         raise ApiError(
             415,
@@ -105,7 +119,7 @@ def read_codes(body: bytes, limits: ServiceLimits) -> tuple[Any, Any]:
     """(codes, labels) from `{"codes": [[...], ...], "labels": ...}`; conversion happens in the runtime."""
     data = parse_json(body)
     _check_batch(data.get("codes"), "codes", limits)
-    return data["codes"], _labels_field(data.get("labels"))
+    return data["codes"], labels_field(data.get("labels"))
 
 
 def wants_png(request: Request) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from benchmarks.serve_http import png_declaring
 from components.runtime import AutoencoderRuntime
 from flows.cli import app
 from flows.service.server import free_port
@@ -132,6 +133,11 @@ def test_serve_binds_loopback_by_default_and_answers(models: dict[str, Path], tm
             assert process.poll() is None and time.monotonic() < deadline, "aeflow serve did not come up"
             time.sleep(0.2)
         assert request(base, "GET", "/v1/metadata").json()["name"] == "vae"
+        # Pillow's own bomb limit is --max-pixels in the server process: it refuses at Image.open,
+        # before the header check, with its own wording.
+        bomb = png_declaring(2_100, 2_000)  # 4.2 M pixels, over the default 4 M
+        refused = request(base, "POST", "/v1/reconstruct", bomb, {"Content-Type": "image/png"})
+        assert refused.status == 422 and "decompression bomb" in refused.json()["error"]
         listening = Path("/proc/net/tcp").read_text()  # local address 0100007F = 127.0.0.1
         assert f"0100007F:{port:04X}" in listening and f"00000000:{port:04X}" not in listening
     finally:
