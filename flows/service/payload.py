@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from components.runtime import AutoencoderRuntime
 from components.runtime_io import InputError, image_to_array, png_bytes
@@ -93,7 +94,12 @@ async def read_images(
     elif kind in IMAGE_TYPES:
         batch = runtime.images(_decoded(body, runtime, limits)[None])
     elif kind == "multipart/form-data":
-        form = await request.form(max_files=limits.max_batch, max_fields=limits.max_batch + 8)
+        try:
+            form = await request.form(max_files=limits.max_batch, max_fields=limits.max_batch + 8)
+        except HTTPException as err:  # Starlette's 400 for too many parts is the batch limit: a 413
+            if "Too many" in str(err.detail):
+                raise ApiError(413, f"multipart upload: {err.detail} (the batch limit)") from None
+            raise ApiError(err.status_code, f"malformed multipart upload: {err.detail}") from None
         uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not uploads:
             raise ApiError(

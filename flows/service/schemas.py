@@ -3,9 +3,10 @@
 The routes read their bodies themselves (`flows.service.payload`): one route takes a PNG body,
 multipart uploads or JSON, and every limit is checked before the expensive step it guards, which
 FastAPI's own body parsing would not do. The pydantic models here describe the JSON bodies
-rather than parse them; `ApiShapes` then writes the served model's shapes (image and code
-dimensions, label classes) and the service's limits into them, so a client or a fuzzer that
-follows the schema sends requests the model can run.
+rather than parse them (the schema is the stricter side: the service ignores unknown keys);
+`ApiShapes` then writes the served model's shapes (image and code dimensions, label classes) and
+the service's limits into them, so a client or a fuzzer that follows the schema sends requests
+the model can run.
 """
 
 from __future__ import annotations
@@ -24,28 +25,27 @@ LABELS_DOC = "Class labels for a conditional model (cvae): one per item, or one 
 class ImagesRequest(BaseModel):
     """A batch of images as nested arrays: (N, H, W) grayscale or (N, C, H, W); 0..255 or [0, 1]."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     images: list[Any] = Field(min_length=1, description="The batch; one entry per image.")
 
 
 class CodesRequest(BaseModel):
     """A batch of codes, each of the shape `code_dims` in /v1/metadata."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     codes: list[Any] = Field(min_length=1, description="The batch; one code per entry.")
 
 
 class GenerateRequest(BaseModel):
     """How many samples to draw from the prior, with which seed (same seed, same samples)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     n: int = Field(8, ge=1, description="Number of samples.")
     seed: int = Field(0, ge=0, lt=2**63, description="Seed of the draw.")
 
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-PIXEL = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "integer", "minimum": 0,
-                                                                   "maximum": 255}]}  # fmt: skip
+PIXEL = {"type": "number", "minimum": 0, "maximum": 1}  # floats in [0, 1]; uint8 0..255 works too
 CODE_VALUE = {"type": "number", "minimum": -1e6, "maximum": 1e6}
 
 
@@ -103,10 +103,16 @@ class ApiShapes:
         multipart = {
             "type": "object",
             "properties": {
-                "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1},
+                "image": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "minItems": 1,
+                    "maxItems": limits.max_batch,
+                },
                 "labels": {"type": "string", "description": "e.g. 3 or 1,2,3"},
             },
             "required": ["image"],
+            "additionalProperties": False,
         }
         description = (
             f"Up to {limits.max_batch} images of at most {limits.max_pixels} pixels each, in a body of "
