@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aeflow-installed
 
-.PHONY: run test test-fast lint format clean results server deploy worker bench-serve
+.PHONY: run test test-fast lint format clean results server deploy worker bench-serve soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

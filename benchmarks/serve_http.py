@@ -71,6 +71,9 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: int = 0
+    # Answers of the wrong kind: a well-formed request that did not get a 200, or a malformed one
+    # that did not get a 4xx.
+    unexpected: int = 0
 
     @property
     def ok_per_second(self) -> float:
@@ -95,7 +98,7 @@ def run_load(
     def client(index: int) -> None:
         rng = np.random.default_rng(index)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        latencies, statuses, errors = [], Counter[int](), 0
+        latencies, statuses, errors, unexpected = [], Counter[int](), 0, 0
         while time.monotonic() < stop:
             malformed = rng.random() < bad_share
             ctype, body = bad[int(rng.integers(len(bad)))] if malformed else ("image/png", good)
@@ -112,7 +115,10 @@ def run_load(
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 continue
             statuses[response.status] += 1
-            if not malformed and response.status == 200:
+            expected = 400 <= response.status < 500 if malformed else response.status == 200
+            if not expected:
+                unexpected += 1
+            elif not malformed:
                 latencies.append(time.perf_counter() - start)
             if response.getheader("connection", "").lower() == "close":
                 connection.close()
@@ -122,6 +128,7 @@ def run_load(
             result.latencies.extend(latencies)
             result.statuses.update(statuses)
             result.errors += errors
+            result.unexpected += unexpected
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
