@@ -26,7 +26,7 @@ from tests.exports import VAE_2D, export_tiny
 # A batch of at most 2 keeps each generated body small enough for Hypothesis (a 16×16 image is 256
 # numbers; larger batches overrun its example buffer and most examples are silently dropped).
 LIMITS = ServiceLimits(max_body_bytes=64 * 1024, max_batch=2, max_pixels=64 * 64, max_generate=4)
-EXAMPLES = 30  # per operation and generation mode: 3 to 15 s per model and mode on 2 shared cores
+EXAMPLES = 20  # per operation and generation mode: 3 to 10 s per model and mode on 2 shared cores
 CVAE = ("model.kind=cvae", "model.architecture=fc", "model.hidden=[16]", "model.latent_dim=2",
         "model.num_classes=3")  # fmt: skip
 
@@ -54,6 +54,8 @@ def test_the_schema_describes_every_request_body(base: str) -> None:
 
 
 @pytest.mark.slow
+# Codes like 1e300 overflow float32 in the runtime's cast before it refuses them as infinite (a 422).
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
 def test_fuzzing_from_the_openapi_schema_gives_no_server_error(
     base: str, mode: schemathesis.GenerationMode, tmp_path: Path
