@@ -8,6 +8,7 @@ truncated or swapped file is refused. One InferenceSession per graph is created 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -181,11 +182,11 @@ class AutoencoderRuntime:
         declared = self.manifest["graphs"][role]["inputs"][0]["shape"][1:]
         return tuple(None if isinstance(d, str) else f for d, f in zip(declared, fixed, strict=True))
 
-    @property
+    @functools.cached_property
     def image_dims(self) -> tuple[Dim, ...]:
         return self._accepted("model", self.input_shape)
 
-    @property
+    @functools.cached_property
     def code_dims(self) -> tuple[Dim, ...]:
         return self._accepted("decoder", self.latent_shape)
 

@@ -31,17 +31,17 @@ class ParallelBatches:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aeflow-ort") if workers > 1 else None
 
     def slices(self, rows: int) -> list[slice]:
-        if self._pool is None:
+        if self._pool is None or rows < 2 * MIN_ROWS:
             return [slice(0, rows)]
         size = min(MAX_ROWS, max(MIN_ROWS, math.ceil(rows / self.workers)))
         return [slice(start, start + size) for start in range(0, rows, size)]
 
     def run(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         rows = len(next(iter(feeds.values())))
-        parts = self.slices(rows)
-        if len(parts) == 1 or self._pool is None:
+        if self._pool is None or rows < 2 * MIN_ROWS:
             outputs: list[np.ndarray] = session.run(None, feeds)
             return outputs
+        parts = self.slices(rows)
 
         def run_slice(part: slice) -> list[np.ndarray]:
             result: list[np.ndarray] = session.run(None, {k: v[part] for k, v in feeds.items()})
