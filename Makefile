@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aeflow-installed
 
-.PHONY: run test test-fast lint format clean results server deploy worker bench-serve soak
+.PHONY: run test test-fast lint format clean results server deploy worker bench-serve bench soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test-fast: $(STAMP)
 MNIST_ROOT ?= ../shared/data/mnist
 results: $(STAMP)
 	$(BIN)/python -m benchmarks.results --data-root $(MNIST_ROOT) $(if $(ONLY),--only $(ONLY))
+
+## Training speed, pipeline overhead, inference engines, scaling → BENCHMARKS.md (~12 min on 2 cores).
+## Uses the MNIST subset when BENCH_DATA holds MNIST/raw, else scikit-learn's digits (offline).
+BENCH_DATA ?= ../shared/data/mnist
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench --data-root $(BENCH_DATA) --out BENCHMARKS.md
 
 ## Serving speed: torch eager vs onnxruntime, and the HTTP service under load → BENCH_SERVE.md (about 2 min).
 bench-serve: $(STAMP)

@@ -137,7 +137,17 @@ class TrainConfig(Section):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     mixed_precision: bool = Field(True, description="bf16 autocast; used on CUDA only.")
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's.")
+    num_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads; default: one per physical core (torch's choice)."
+    )
+    channels_last: bool = Field(
+        True,
+        description="NHWC memory layout for the conv layers: oneDNN's fast path on CPU and tensor "
+        "cores on CUDA (BENCHMARKS.md measures it).",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the training step (off: no gain measured on CPU)."
+    )
     seed: int = 0
     checkpoint_dir: Path = Path(".cache/aeflow/checkpoints")
     progress: bool = True
@@ -159,6 +169,11 @@ class EvalConfig(Section):
 class ExportConfig(Section):
     dir: Path = Path("exported")
     opset: int = Field(20, ge=18)
+    exporter: Literal["torchscript", "dynamo"] = Field(
+        "torchscript",
+        description="torch.onnx's tracing exporter (~0.2 s a graph) or torch.export (dynamo, ~4 s a graph); "
+        "both are checked against torch by the parity test.",
+    )
     parity_atol: float = Field(1e-5, gt=0.0)
     parity_batches: list[int] = Field(default_factory=lambda: [1, 3, 8])
 

@@ -58,26 +58,64 @@ def sha256_of(path: Path) -> str:
 _EXPORT_LOCK = threading.Lock()
 
 
-def _export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
-    dims = {name: torch.export.Dim(name, min=1) for axes in spec.dynamic for name in axes.values()}
-    dynamic_shapes = tuple({axis: dims[name] for axis, name in axes.items()} for axes in spec.dynamic)
+def _export_graph(spec: GraphSpec, path: Path, opset: int, exporter: str) -> None:
     with _EXPORT_LOCK, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            spec.module,
-            spec.example,
-            str(path),
-            input_names=list(spec.input_names),
-            output_names=list(spec.output_names),
-            dynamic_shapes=dynamic_shapes,
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+        if exporter == "dynamo":
+            dims = {name: torch.export.Dim(name, min=1) for axes in spec.dynamic for name in axes.values()}
+            dynamic_shapes = tuple({axis: dims[name] for axis, name in axes.items()} for axes in spec.dynamic)
+            torch.onnx.export(
+                spec.module,
+                spec.example,
+                str(path),
+                input_names=list(spec.input_names),
+                output_names=list(spec.output_names),
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        else:
+            _torchscript_export(spec, path, opset)
     if path.with_name(path.name + ".data").exists():
         raise ExportError(f"{path.name} was written with external data; expected a single file")
     onnx.checker.check_model(str(path), full_check=True)
+
+
+def _torchscript_export(spec: GraphSpec, path: Path, opset: int) -> None:
+    """The tracing exporter: about 0.2 s a graph where torch.export takes 4 (BENCHMARKS.md).
+
+    Tracing knows only the axes it is told are dynamic, and its shape inference leaves other
+    output sizes symbolic: every output axis is set here, symbolic where the first input's is
+    (batch; height and width of fully convolutional graphs), else the size torch produced.
+    """
+    first = spec.dynamic[0] if spec.dynamic else {}
+    axes = dict(zip(spec.input_names, spec.dynamic, strict=True))
+    for output in spec.output_names:  # same batch axis; spatial axes scale, so they get own names
+        axes[output] = {a: name if a == 0 else f"{output}_{name}" for a, name in first.items()}
+    torch.onnx.export(
+        spec.module,
+        spec.example,
+        str(path),
+        input_names=list(spec.input_names),
+        output_names=list(spec.output_names),
+        dynamic_axes=axes,
+        opset_version=opset,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+    with torch.no_grad():
+        produced = spec.module(*spec.example)
+    tensors = produced if isinstance(produced, tuple) else (produced,)
+    graph = onnx.load(str(path))
+    for value, tensor in zip(graph.graph.output, tensors, strict=True):
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis in first:
+                dim.dim_param = axes[value.name][axis]
+            else:
+                dim.dim_value = int(tensor.shape[axis])
+    onnx.save(graph, str(path))
 
 
 @torch.no_grad()
@@ -134,7 +172,7 @@ def export_model(
         parity, described = {}, {}
         for spec in graphs:
             path = staging / spec.filename
-            _export_graph(spec, path, cfg.export.opset)
+            _export_graph(spec, path, cfg.export.opset, cfg.export.exporter)
             parity[spec.filename] = _parity(spec, path, cfg.export.parity_batches, cfg.export.parity_atol)
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             described[spec.filename.removesuffix(".onnx")] = {"file": spec.filename, **_io_spec(session)}

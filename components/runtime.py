@@ -8,6 +8,7 @@ truncated or swapped file is refused. One InferenceSession per graph is created 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from components.runtime_batches import ParallelBatches, default_workers
 from components.runtime_io import Dim, InputError, as_batch, images_to_batch
 
 __all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoencoder"]
@@ -84,10 +86,15 @@ class AutoencoderRuntime:
         folder: str | Path,
         providers: list[str] | None = None,
         intra_op_threads: int | None = None,
+        batch_workers: int | None = None,
     ) -> None:
+        """`batch_workers` threads (default: one per core) share big batches; each session then
+        runs single-threaded unless `intra_op_threads` says otherwise (BENCHMARKS.md: faster)."""
         self.folder = Path(folder)
         self.manifest = _read_manifest(self.folder)
-        options = session_options(intra_op_threads)
+        workers = default_workers() if batch_workers is None else batch_workers
+        self._batches = ParallelBatches(workers)
+        options = session_options(intra_op_threads or (1 if workers > 1 else None))
         self.requested_providers = list(providers or ["CPUExecutionProvider"])
         self.sessions: dict[str, ort.InferenceSession] = {}
         for role, spec in self.manifest["graphs"].items():
@@ -112,6 +119,7 @@ class AutoencoderRuntime:
         providers: list[str] | None = None,
         intra_op_threads: int | None = None,
         tracking_uri: str | None = None,
+        batch_workers: int | None = None,
     ) -> AutoencoderRuntime:
         """An `exported/<name>` folder, or `models:/<name>@<alias>` / `models:/<name>/<version>`.
 
@@ -122,8 +130,9 @@ class AutoencoderRuntime:
         if text.startswith(REGISTRY_PREFIX):
             from flows.registry import fetch_registered_export  # lazy: the only path that needs mlflow
 
-            return cls(fetch_registered_export(text, tracking_uri), providers, intra_op_threads)
-        return cls(Path(text), providers, intra_op_threads)
+            folder = fetch_registered_export(text, tracking_uri)
+            return cls(folder, providers, intra_op_threads, batch_workers)
+        return cls(Path(text), providers, intra_op_threads, batch_workers)
 
     def _fallback_note(self) -> str | None:
         """What onnxruntime really runs on when an accelerator was asked for and it quietly fell back."""
@@ -173,11 +182,11 @@ class AutoencoderRuntime:
         declared = self.manifest["graphs"][role]["inputs"][0]["shape"][1:]
         return tuple(None if isinstance(d, str) else f for d, f in zip(declared, fixed, strict=True))
 
-    @property
+    @functools.cached_property
     def image_dims(self) -> tuple[Dim, ...]:
         return self._accepted("model", self.input_shape)
 
-    @property
+    @functools.cached_property
     def code_dims(self) -> tuple[Dim, ...]:
         return self._accepted("decoder", self.latent_shape)
 
@@ -206,8 +215,7 @@ class AutoencoderRuntime:
 
     def _run(self, role: str, first: str, batch: np.ndarray, labels: Labels) -> list[np.ndarray]:
         feeds = {first: batch, **self._labels(labels, len(batch))}
-        outputs: list[np.ndarray] = self.sessions[role].run(None, feeds)
-        return outputs
+        return self._batches.run(self.sessions[role], feeds)
 
     def encode(self, images: Any, labels: Labels = None) -> np.ndarray:
         """The code of each image (a VAE's posterior mean)."""

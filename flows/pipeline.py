@@ -29,7 +29,7 @@ from components.training import EpochReport, fit, load_trained
 from flows.champion import decide_champion
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
-from flows.tracking import Tracker
+from flows.tracking import EpochLog, Tracker
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,23 @@ def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id:
     tracker = Tracker(settings)
     splits = ImageSplits.load(Path(data_path))
 
-    def on_epoch(report: EpochReport) -> None:
-        tracker.log_epoch(run_id, report)
-        logger.info(
-            "epoch %d/%d: train loss %.5f, val loss %.5f, %.0f images/s",
-            report.epoch,
-            report.epochs,
-            report.train_loss,
-            report.val_loss,
-            report.images_per_second,
-        )
+    epochs = EpochLog(tracker, run_id)
 
-    result = fit(cfg, splits, on_epoch=on_epoch)
+    def on_epoch(report: EpochReport) -> None:
+        if epochs.add(report):  # progress lines as often as metrics are sent, not every epoch
+            logger.info(
+                "epoch %d/%d: train loss %.5f, val loss %.5f, %.0f images/s",
+                report.epoch,
+                report.epochs,
+                report.train_loss,
+                report.val_loss,
+                report.images_per_second,
+            )
+
+    try:
+        result = fit(cfg, splits, on_epoch=on_epoch)
+    finally:
+        epochs.flush()  # a failed run keeps the curve up to its last finished epoch
     curves = loss_curves(result.history, _work_dir(cfg, run_id) / "loss_curves.png")
     tracker.log_artifact(run_id, curves, "figures")
     tracker.log_metrics(run_id, {"train_seconds": result.seconds})

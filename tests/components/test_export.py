@@ -163,3 +163,21 @@ def test_exports_from_two_threads_at_once_both_succeed(tmp_path: Path) -> None:
         results = [future.result() for future in futures]
     for result in results:
         assert {"encoder.onnx", "decoder.onnx", "model.onnx"} <= {p.name for p in result.folder.iterdir()}
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_both_exporters_give_the_same_graphs(make_config: Callable[..., RunConfig], exporter: str) -> None:
+    """The fast tracing exporter is the default; torch.export stays selectable and must agree."""
+    cfg = make_config(
+        "name=tiny-both", "data.image_size=16", "model.channels=[4, 4]", f"export.exporter={exporter}"
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (1, 16, 16), (1, 16, 16)).eval()
+    result = export_model(model, cfg, (1, 16, 16))
+    assert max(result.manifest["parity_max_abs_diff"].values()) < 1e-5
+    x = torch.rand((5, 1, 16, 16), generator=torch.Generator().manual_seed(1))
+    (out,) = _session(result.folder / "model.onnx").run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5)
+    graph = onnx.load(str(result.folder / "decoder.onnx")).graph
+    assert _dims(graph.output[0]) == ["batch", 1, 16, 16]

@@ -1,0 +1,112 @@
+"""Inference: torch eager, a default onnxruntime session, `AutoencoderRuntime`, and int8 static.
+
+All four run the same trained model (`model.onnx`: encoder + decoder in one graph) on the same
+held-out images. "Default session" is `InferenceSession(path)` with nothing set, the baseline
+the issue measures against; the runtime is what aeflow serves with. The int8 graph is made by
+onnxruntime's static quantisation (QDQ, per-channel weights, calibrated on training images).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from components.models import Autoencoder
+from components.quantization import quantize_int8
+from components.runtime import AutoencoderRuntime
+
+BATCHES = (1, 64, 256)
+
+
+def median_seconds(fn: Callable[[], object], budget_s: float) -> float:
+    """Median seconds per call over as many calls as fit in `budget_s` (at least 5), after a warm-up."""
+    for _ in range(3):
+        fn()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 5 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _engines(
+    model: Autoencoder, folder: Path, int8_folder: Path
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    default = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    runtime = AutoencoderRuntime(folder)
+    int8 = AutoencoderRuntime(int8_folder)
+
+    def eager(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return {
+        "torch eager": eager,
+        "onnxruntime, default session": lambda x: default.run(None, {"images": x})[0],
+        "AutoencoderRuntime (fp32)": runtime.reconstruct,
+        "AutoencoderRuntime (int8 static)": int8.reconstruct,
+    }
+
+
+def compare_engines(
+    model: Autoencoder, folder: Path, calibration: np.ndarray, test: np.ndarray, budget_s: float, rounds: int
+) -> list[str]:
+    """Images/s per engine and batch (median of `rounds` interleaved rounds), then accuracy."""
+    int8_folder = quantize_int8(folder, folder.parent / f"{folder.name}-int8", calibration)
+    engines = _engines(model, folder, int8_folder)
+    names = list(engines)
+    speed: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for batch in BATCHES:
+            x = np.ascontiguousarray(test[:batch])
+            for name in names:
+                seconds = median_seconds(lambda fn=engines[name], x=x: fn(x), budget_s)
+                speed.setdefault((name, batch), []).append(batch / seconds)
+    base = "onnxruntime, default session"
+    rows = ["| engine | " + " | ".join(f"batch {b} img/s" for b in BATCHES) + " | × default session at 256 |",
+            "|---|" + "---:|" * (len(BATCHES) + 1)]  # fmt: skip
+    for name in names:
+        medians = [statistics.median(speed[(name, b)]) for b in BATCHES]
+        ratio = medians[-1] / statistics.median(speed[(base, BATCHES[-1])])
+        rows.append(f"| {name} | " + " | ".join(f"{m:,.0f}" for m in medians) + f" | **{ratio:.2f}×** |")
+        print(rows[-1], flush=True)
+    rows += ["", *accuracy_rows(engines, test), "", *overhead_rows(folder, test[:1], budget_s)]
+    return rows
+
+
+def accuracy_rows(engines: dict[str, Callable[[np.ndarray], np.ndarray]], test: np.ndarray) -> list[str]:
+    """What int8 costs: reconstruction MSE on held-out images, and the largest change per pixel."""
+    x = np.ascontiguousarray(test)
+    fp32 = engines["AutoencoderRuntime (fp32)"](x)
+    rows = ["| engine | test MSE vs clean images | max |Δ| vs fp32 onnxruntime |", "|---|---:|---:|"]
+    for name in ("torch eager", "AutoencoderRuntime (fp32)", "AutoencoderRuntime (int8 static)"):
+        out = engines[name](x)
+        rows.append(
+            f"| {name} | {float(np.mean((out - x) ** 2)):.5f} | {float(np.abs(out - fp32).max()):.2e} |"
+        )
+    return rows
+
+
+def overhead_rows(folder: Path, one: np.ndarray, budget_s: float) -> list[str]:
+    """The runtime's own checks and conversions at batch 1, against its bare session call."""
+    runtime = AutoencoderRuntime(folder)
+    session = runtime.sessions["model"]
+    x = np.ascontiguousarray(one)
+    bare = median_seconds(lambda: session.run(None, {"images": x}), budget_s)
+    full = median_seconds(lambda: runtime.reconstruct(x), budget_s)
+    share = (full - bare) / bare
+    return [
+        "| batch 1 | µs per call |",
+        "|---|---:|",
+        f"| bare `session.run` | {bare * 1e6:.1f} |",
+        f"| `AutoencoderRuntime.reconstruct` | {full * 1e6:.1f} |",
+        f"| runtime pre/post-processing, share of the session time | **{share:.1%}** (target < 20%) |",
+    ]
