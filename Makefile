@@ -39,6 +39,10 @@ bench: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.serve --out BENCH_SERVE.md
 
+## A bounded soak of `aeflow serve` (16 clients, 5 minutes; MINUTES=1 for a short one) → SOAK.md.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --out SOAK.md $(if $(MINUTES),--minutes $(MINUTES))
+
 lint: $(STAMP)
 	$(BIN)/ruff check components flows tests benchmarks
 	$(BIN)/ruff format --check components flows tests benchmarks
