@@ -197,10 +197,18 @@ class AutoencoderRuntime:
 
     def _labels(self, labels: Labels, n: int) -> dict[str, np.ndarray]:
         if not self.conditional:
+            if labels is not None:
+                raise InputError(f"model kind {self.kind!r} takes no class labels; leave labels out")
             return {}
         if labels is None:
             raise InputError("this model is conditional: pass one class label per image (or one for all)")
-        array = np.asarray(labels).reshape(-1)
+        try:
+            array = np.asarray(labels)
+        except (ValueError, TypeError):  # ragged nested lists
+            array = np.asarray([], dtype=object)
+        if array.ndim > 1 or array.dtype.kind not in "iu":
+            raise InputError(f"labels: expected an integer or a flat list of integers, got {labels!r:.80}")
+        array = array.reshape(-1)
         classes = int(self.manifest["num_classes"])
         integers = np.issubdtype(array.dtype, np.integer)
         if (
@@ -246,7 +254,13 @@ class AutoencoderRuntime:
             raise InputError(
                 f"model kind {self.kind!r} has no prior to sample from; sampling needs a vae, cvae or aae"
             )
-        if n < 1 or seed < 0:
+        if (
+            isinstance(n, bool)
+            or isinstance(seed, bool)
+            or not isinstance(n, int | np.integer)
+            or n < 1
+            or seed < 0
+        ):
             raise InputError(
                 f"expected a positive number of samples n and a seed ≥ 0, got n={n}, seed={seed}"
             )

@@ -87,7 +87,8 @@ def as_batch(
             )
         scaled = array.astype(np.float32) / 255
         return np.ascontiguousarray(value_range[0] + scaled * (value_range[1] - value_range[0]))
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e300 becomes inf in float32, refused just below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     if value_range is None:
         if not np.isfinite(array).all():
             raise InputError(f"{what}: contains NaN or infinite values; expected finite numbers")
