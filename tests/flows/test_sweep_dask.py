@@ -15,6 +15,8 @@ from flows.sweep import SweepConfig
 from flows.sweep_runners import DaskSettings, cell_task_runner
 from tests.flows.conftest import sqlite_settings
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_runner_choice_follows_the_sweep_config() -> None:
     threads = cell_task_runner("threads", DaskSettings(), 3)
@@ -24,7 +26,9 @@ def test_runner_choice_follows_the_sweep_config() -> None:
     assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"] is False
     remote = cell_task_runner("dask", DaskSettings(address="tcp://10.0.0.5:8786"), 3)
     assert remote.address == "tcp://10.0.0.5:8786" and not remote.cluster_kwargs
-    assert SweepConfig.model_validate({"runner": "dask", "dask": {"processes": False}}).dask.processes is False
+    assert (
+        SweepConfig.model_validate({"runner": "dask", "dask": {"processes": False}}).dask.processes is False
+    )
 
 
 @pytest.fixture
@@ -80,3 +84,13 @@ def test_sweep_cells_run_on_dask_workers_and_land_in_mlflow(
             }
         )
     assert sum(counts.get("memory", 0) + counts.get("released", 0) for counts in done.values()) >= 2, done
+
+
+def test_cli_runner_option_is_validated_before_anything_runs() -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["sweep", str(ROOT / "sweeps" / "digits-grid.yaml"), "--runner", "ray"])
+    assert result.exit_code == 2
+    assert "--runner" in result.output and "threads" in result.output
