@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from components.config import RunConfig
 from components.training import EpochReport, TrainingDivergedError
 from flows import PROJECT_ROOT
 from flows.settings import MlflowSettings
+
+# torchrun prefixes each worker's output with its rank; the last line of a traceback names the error.
+_WORKER_ERROR = re.compile(r"^\[rank(\d+)\]:\s*([\w.]+(?:Error|Exception)): (.*)$")
 
 
 class DistributedTrainingError(RuntimeError):
@@ -77,6 +81,7 @@ def train_distributed(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     log(f"launching {cfg.train.processes} DDP processes: {' '.join(command)}")
     tail: collections.deque[str] = collections.deque(maxlen=40)
+    errors: list[tuple[str, str, str]] = []  # (rank, error type, message) as the workers printed them
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
@@ -85,12 +90,18 @@ def train_distributed(
             line = line.rstrip()
             tail.append(line)
             log(line)
+            if found := _WORKER_ERROR.match(line):
+                errors.append((found[1], found[2], found[3]))
     if process.returncode != 0:
-        diverged = [line for line in tail if "TrainingDivergedError: " in line]
-        if diverged:
-            raise TrainingDivergedError(diverged[-1].split("TrainingDivergedError: ", 1)[1])
+        for _, name, message in errors:
+            if name.endswith("TrainingDivergedError"):
+                raise TrainingDivergedError(message)
+        # torchrun's own traceback fills the tail; the workers' error is what says what to fix.
+        first = f"rank {errors[0][0]}: {errors[0][1]}: {errors[0][2]}" if errors else "no worker error seen"
         shown = "\n".join(tail)
-        raise DistributedTrainingError(f"torchrun exited with {process.returncode}; last output:\n{shown}")
+        raise DistributedTrainingError(
+            f"torchrun exited with {process.returncode}; {first}\nlast output:\n{shown}"
+        )
     if not result_file.is_file():
         raise DistributedTrainingError(f"torchrun finished but rank 0 wrote no {result_file}")
     payload = json.loads(result_file.read_text())

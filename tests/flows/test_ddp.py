@@ -85,3 +85,20 @@ def test_flow_trains_through_torchrun_then_evaluates_and_exports(
     assert result["metrics"]["test_psnr"] > 0
     assert (Path(result["export_dir"]) / "model.onnx").is_file()
     assert set(result["registered_versions"]) == {"model", "encoder", "decoder"}
+
+
+@pytest.mark.slow
+def test_a_failing_worker_fails_the_launch_with_its_message(tmp_path: Path) -> None:
+    from flows.ddp_launch import DistributedTrainingError, train_distributed
+
+    # 193 training images in batches of 64 leave 1 image for the last batch: one rank would get none.
+    cfg = tiny_config(tmp_path, "train.strategy=ddp", "train.device=cpu", "data.limit=193", "name=uneven")
+    data = ingest(cfg.data)
+    lines: list[str] = []
+    with pytest.raises(
+        DistributedTrainingError,
+        match=r"^torchrun exited with 1; rank \d: \S*DistributedSetupError: the last batch holds 1 image",
+    ):
+        train_distributed(cfg, data.path, tmp_path / "work", None, None, log=lines.append)
+    assert lines[0].startswith("launching 2 DDP processes")
+    assert not (tmp_path / "checkpoints" / "uneven").exists()
