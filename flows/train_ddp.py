@@ -45,12 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     device = select_device(cfg.train.device)
     with process_group(device, cfg.train.dist_backend) as rank:
         splits = ImageSplits.load(args.data) if args.data else ingest(cfg.data).splits
-        tracker = None
+        epochs = None  # rank 0's MLflow epoch metrics, sent in batches like a single-process run's
         if rank.is_main and args.run_id:
             from flows.settings import MlflowSettings
-            from flows.tracking import Tracker
+            from flows.tracking import EpochLog, Tracker
 
-            tracker = Tracker(MlflowSettings.model_validate_json(args.mlflow_settings.read_text()))
+            settings = MlflowSettings.model_validate_json(args.mlflow_settings.read_text())
+            epochs = EpochLog(Tracker(settings), args.run_id)
 
         def on_epoch(report: EpochReport) -> None:
             print(
@@ -59,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"({rank.world_size} processes)",
                 flush=True,
             )
-            if tracker is not None:
-                tracker.log_epoch(args.run_id, report)
+            if epochs is not None:
+                epochs.add(report)
 
-        result = fit(cfg, splits, on_epoch=on_epoch if rank.is_main else None)
+        try:
+            result = fit(cfg, splits, on_epoch=on_epoch if rank.is_main else None)
+        finally:
+            if epochs is not None:
+                epochs.flush()  # a failed run keeps the curve up to its last finished epoch
         if rank.is_main and args.result:
             payload = {
                 "checkpoint": str(result.checkpoint),
