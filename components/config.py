@@ -151,6 +151,35 @@ class TrainConfig(Section):
     seed: int = 0
     checkpoint_dir: Path = Path(".cache/aeflow/checkpoints")
     progress: bool = True
+    strategy: Literal["single", "ddp"] = Field(
+        "single",
+        description="single: one process; ddp: DistributedDataParallel, one process per device, "
+        "started by torchrun (docs/scaling.md). batch_size stays the global batch.",
+    )
+    processes: int = Field(2, ge=1, le=64, description="ddp: processes per node (one per GPU).")
+    dist_backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="ddp: torch.distributed backend; auto = nccl on CUDA, gloo on CPU."
+    )
+    torchrun_args: list[str] = Field(
+        default_factory=list,
+        description="ddp: torchrun options used instead of --standalone, e.g. for several nodes "
+        "['--nnodes=2', '--node-rank=0', '--rdzv-backend=c10d', '--rdzv-endpoint=host:29400'].",
+    )
+
+    @model_validator(mode="after")
+    def _ddp_consistent(self) -> TrainConfig:
+        if self.strategy != "ddp":
+            return self
+        if self.batch_size % self.processes:
+            raise ValueError(
+                f"train.batch_size={self.batch_size} is the global batch and must split evenly over "
+                f"train.processes={self.processes}; pick a multiple of {self.processes}"
+            )
+        if self.compile:
+            raise ValueError("train.compile is not supported with train.strategy=ddp; turn one off")
+        if self.device == "mps":
+            raise ValueError("train.strategy=ddp runs on cuda (nccl) or cpu (gloo), not mps")
+        return self
 
 
 class EvalConfig(Section):
@@ -198,6 +227,11 @@ class RunConfig(Section):
             )
         if kind == "denoise" and self.corruption.kind not in NOISE_KINDS:
             raise ValueError(f"model.kind=denoise needs a noise corruption: corruption.kind in {NOISE_KINDS}")
+        if self.train.strategy == "ddp" and kind == "aae":
+            raise ValueError(
+                "model.kind=aae takes three optimiser steps per batch, which DDP cannot synchronise; "
+                "use train.strategy=single"
+            )
         if self.corruption.kind == "downsample" and size % factor:
             raise ValueError(
                 f"data.image_size={size} is not divisible by corruption.factor={factor}; "

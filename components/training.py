@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from components import distributed
 from components.config import RunConfig
 from components.corruption import corrupt, corrupt_fixed, model_input_shape
 from components.data import ImageSplits
@@ -108,6 +109,9 @@ def fit(
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     device = select_device(train_cfg.device)
+    ddp = distributed.current(train_cfg.strategy)  # None for one process
+    if ddp is not None:
+        device = distributed.rank_device(device, ddp)
     amp = train_cfg.mixed_precision and device.type == "cuda"
     torch.manual_seed(train_cfg.seed)
 
@@ -119,6 +123,10 @@ def fit(
         # An instance attribute shadows the method for this run only; removed again below.
         model.losses = torch.compile(model.losses)  # type: ignore[method-assign]
     optimizers = model.make_optimizers(train_cfg.lr)
+    share = None if ddp is None else distributed.wrap(model, ddp, device)
+    if ddp is not None:
+        distributed.seed_model_noise(train_cfg.seed, ddp)
+    is_main = ddp is None or ddp.is_main
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=amp)
 
     if device.type == "cuda":
@@ -138,6 +146,8 @@ def fit(
 
     n_images, batch_size = len(train_images), train_cfg.batch_size
     n_batches = math.ceil(n_images / batch_size)
+    if ddp is not None:
+        distributed.check_batches(n_images, batch_size, ddp)
     checkpoint = Path(train_cfg.checkpoint_dir) / cfg.name / "last.pt"
     result = TrainResult(model=model, device=str(device), checkpoint=checkpoint, seconds=0.0)
     started = time.perf_counter()
@@ -145,7 +155,7 @@ def fit(
         total=train_cfg.epochs * n_batches,
         unit="batch",
         desc=f"train {cfg.name}",
-        disable=not train_cfg.progress,
+        disable=not (train_cfg.progress and is_main),
     )
     with bar:
         for epoch in range(1, train_cfg.epochs + 1):
@@ -158,6 +168,8 @@ def fit(
                 clean = train_images[index].contiguous(memory_format=layout)
                 labels = None if train_labels is None else train_labels[index]
                 noisy = corrupt(clean, cfg.corruption, noise_rng).contiguous(memory_format=layout)
+                if share is not None:  # the same global batch on every rank; each trains on its slice
+                    clean, noisy, labels = share.take(clean, noisy, labels)
                 terms = model.training_step(noisy, clean, labels, optimizers, autocast)
                 if not torch.isfinite(terms["loss"]):
                     raise TrainingDivergedError(
@@ -167,6 +179,8 @@ def fit(
                 for name, value in terms.items():
                     sums[name] = sums.get(name, torch.zeros((), device=device)) + value.float() * len(clean)
                 bar.update(1)
+            if share is not None:
+                sums = distributed.sum_across(sums)
             means = {name: total.item() / n_images for name, total in sums.items()}
             train_loss = means.pop("loss")
             val_loss = (
@@ -180,6 +194,8 @@ def fit(
             )
             result.history.append(report)
             bar.set_postfix(epoch=epoch, train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if not is_main:
+                continue
             _save_checkpoint(
                 checkpoint,
                 {
@@ -193,7 +209,7 @@ def fit(
             if on_epoch is not None:
                 on_epoch(report)
     result.seconds = time.perf_counter() - started
-    if train_cfg.compile:
+    if "losses" in vars(model):  # torch.compile or DDP shadowed the method for this run
         del model.losses
     result.model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return result

@@ -106,14 +106,31 @@ def worker(
 
 def sweep(
     file: Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/digits-grid.yaml).")],
+    runner: Annotated[
+        str | None, typer.Option(help="Where cells run: threads or dask (default: the file's `runner`).")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="A running Dask scheduler (tcp://host:8786) instead of a LocalCluster.")
+    ] = None,
 ) -> None:
     """Train a grid of kind × latent size × corruption and print the ranking."""
+    from pydantic import ValidationError
+
     from components.presets import ConfigError
-    from flows.sweep import comparison_sweep, load_sweep
+    from flows.sweep import SweepConfig, comparison_sweep, load_sweep
     from flows.tracking import TrackingUnavailableError
 
     try:
-        result = comparison_sweep(load_sweep(file))
+        config = load_sweep(file)
+        changes = {"runner": runner or ("dask" if dask_address else None)}
+        if dask_address:
+            changes["dask"] = config.dask.model_copy(update={"address": dask_address}).model_dump()
+        merged = config.model_dump() | {k: v for k, v in changes.items() if v is not None}
+        try:
+            config = SweepConfig.model_validate(merged)
+        except ValidationError as err:
+            raise ConfigError(f"--runner: {err.errors()[0]['msg']}") from None
+        result = comparison_sweep(config)
     except (ConfigError, TrackingUnavailableError) as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(2) from None

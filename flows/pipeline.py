@@ -25,8 +25,9 @@ from components.evaluation import evaluate
 from components.export import export_model
 from components.figures import loss_curves
 from components.pictures import kind_pictures
-from components.training import EpochReport, fit, load_trained
+from components.training import EpochReport, TrainResult, fit, load_trained
 from flows.champion import decide_champion
+from flows.ddp_launch import DistributedRun, train_distributed
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
 from flows.tracking import EpochLog, Tracker
@@ -98,10 +99,15 @@ def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id:
                 report.images_per_second,
             )
 
-    try:
-        result = fit(cfg, splits, on_epoch=on_epoch)
-    finally:
-        epochs.flush()  # a failed run keeps the curve up to its last finished epoch
+    result: TrainResult | DistributedRun
+    if cfg.train.strategy == "ddp":  # torchrun workers train; rank 0 logs the epochs itself
+        work_dir = _work_dir(cfg, run_id)
+        result = train_distributed(cfg, Path(data_path), work_dir, settings, run_id, logger.info)
+    else:
+        try:
+            result = fit(cfg, splits, on_epoch=on_epoch)
+        finally:
+            epochs.flush()  # a failed run keeps the curve up to its last finished epoch
     curves = loss_curves(result.history, _work_dir(cfg, run_id) / "loss_curves.png")
     tracker.log_artifact(run_id, curves, "figures")
     tracker.log_metrics(run_id, {"train_seconds": result.seconds})

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.config import CorruptionConfig, ModelKind
 from components.presets import ConfigError, load_config
-from flows.pipeline import train_autoencoder
 from flows.settings import MlflowSettings, load_mlflow_settings
+from flows.sweep_runners import DaskSettings, RunnerName, cell_task_runner
 from flows.tracking import Tracker
 
 RankMetric = Literal["test_psnr", "test_ssim", "test_mse"]
@@ -48,6 +48,10 @@ class SweepConfig(BaseModel):
     grid: SweepGrid = Field(default_factory=SweepGrid)
     max_concurrent: int = Field(2, ge=1, le=16)
     rank_by: RankMetric = "test_psnr"
+    runner: RunnerName = Field(
+        "threads", description="threads: in this process; dask: on a Dask cluster (prefect-dask)."
+    )
+    dask: DaskSettings = Field(default_factory=DaskSettings)
 
 
 def load_sweep(path: Path) -> SweepConfig:
@@ -90,7 +94,38 @@ def expand(sweep: SweepConfig) -> tuple[list[tuple[str, Any]], list[tuple[str, s
 
 @task(name="sweep-cell", cache_policy=NO_CACHE)
 def run_cell(config: Any, settings: MlflowSettings, parent_run_id: str) -> dict[str, Any]:
+    # Imported where the cell runs: a Dask worker unpickles this function by value, and the flow
+    # object it would carry along loses the module globals (RunConfig) its annotations name.
+    from flows.pipeline import train_autoencoder
+
     return train_autoencoder(config, settings, parent_run_id=parent_run_id)
+
+
+@flow(name="sweep-cells")
+def train_cells(
+    configs: list[Any], settings: MlflowSettings, parent_run_id: str, max_concurrent: int
+) -> list[dict[str, Any] | BaseException]:
+    """Submit the cells to this flow's task runner (chosen per sweep), at most `max_concurrent` at once.
+
+    A subflow of its own because a flow's task runner is fixed when it starts: the sweep's flow
+    reads `runner` from its parameters and starts this one with the runner it names.
+    """
+    futures: dict[PrefectFuture[dict[str, Any]], int] = {}
+    outcomes: list[dict[str, Any] | BaseException] = [RuntimeError("not run")] * len(configs)
+
+    def collect(future: PrefectFuture[dict[str, Any]]) -> None:
+        try:
+            outcomes[futures.pop(future)] = future.result()
+        except Exception as err:  # a failed cell is a row of the ranking, not the end of the sweep
+            outcomes[futures.pop(future)] = err
+
+    for index, config in enumerate(configs):
+        while len(futures) >= max_concurrent:
+            collect(next(as_completed(list(futures))))
+        futures[run_cell.submit(config, settings, parent_run_id)] = index
+    while futures:
+        collect(next(as_completed(list(futures))))
+    return outcomes
 
 
 def _ranking(
@@ -142,23 +177,12 @@ def comparison_sweep(sweep: SweepConfig, mlflow_settings: MlflowSettings | None 
     if not cells:
         raise ConfigError(f"sweep {sweep.name!r}: no valid cell in the grid (skipped {len(skipped)})")
     parent = tracker.start_named_run(sweep.name, {"sweep": sweep.model_dump_json()}, {"aeflow.sweep": "1"})
-    logger.info("sweep %s: %d cells, %d at a time, MLflow parent run %s", sweep.name, len(cells),
-                sweep.max_concurrent, parent)  # fmt: skip
-    futures: dict[PrefectFuture[dict[str, Any]], int] = {}
-    outcomes: list[dict[str, Any] | BaseException] = [RuntimeError("not run")] * len(cells)
-
-    def collect(future: PrefectFuture[dict[str, Any]]) -> None:
-        try:
-            outcomes[futures.pop(future)] = future.result()
-        except Exception as err:  # a failed cell is a row of the ranking, not the end of the sweep
-            outcomes[futures.pop(future)] = err
-
-    for index, (_, config) in enumerate(cells):
-        while len(futures) >= sweep.max_concurrent:
-            collect(next(as_completed(list(futures))))
-        futures[run_cell.submit(config, settings, parent)] = index
-    while futures:
-        collect(next(as_completed(list(futures))))
+    logger.info("sweep %s: %d cells, %d at a time on %s, MLflow parent run %s", sweep.name, len(cells),
+                sweep.max_concurrent, sweep.runner, parent)  # fmt: skip
+    runner = cell_task_runner(sweep.runner, sweep.dask, sweep.max_concurrent)
+    outcomes = train_cells.with_options(task_runner=runner)(
+        [config for _, config in cells], settings, parent, sweep.max_concurrent
+    )
 
     rows = _ranking([label for label, _ in cells], outcomes, sweep.rank_by)
     table = ranking_markdown(rows, sweep.rank_by)
