@@ -44,6 +44,7 @@ def run_row(row: Row, data_root: str, work: Path, threads: int | None) -> dict[s
             *([f"data.root={data_root}"] if on_mnist else []),
             f"export.dir={work / 'exported'}",
             "train.progress=false",
+            "train.resume=false",  # the table reports training times: never reuse a checkpoint
             *([f"train.num_threads={threads}"] if threads else []),
             *row.overrides,
         ],

@@ -150,6 +150,14 @@ class TrainConfig(Section):
     )
     seed: int = 0
     checkpoint_dir: Path = Path(".cache/aeflow/checkpoints")
+    resume: bool = Field(
+        True,
+        description="Continue from <checkpoint_dir>/<name>/last.pt when it was written for this config "
+        "(a killed or retried run picks up where it stopped); false always trains from scratch.",
+    )
+    retries: int = Field(
+        1, ge=0, le=5, description="Prefect retries of the train task; each retry resumes the checkpoint."
+    )
     progress: bool = True
     strategy: Literal["single", "ddp"] = Field(
         "single",

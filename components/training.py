@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +17,14 @@ import torch
 from tqdm.auto import tqdm
 
 from components import distributed
+from components.checkpoints import (
+    CHECKPOINT_FORMAT,
+    ResumeNote,
+    restore_rng_states,
+    resumable_state,
+    rng_states,
+    save_checkpoint,
+)
 from components.config import RunConfig
 from components.corruption import corrupt, corrupt_fixed, model_input_shape
 from components.data import ImageSplits
@@ -47,6 +53,7 @@ class TrainResult:
     checkpoint: Path
     seconds: float
     history: list[EpochReport] = field(default_factory=list)
+    resumed_from: int = 0  # the epoch a checkpoint supplied (0: trained from scratch)
 
 
 def select_device(name: str) -> torch.device:
@@ -62,18 +69,6 @@ def select_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("train.device=mps was asked for, but this torch build has no MPS")
     return torch.device(name)
-
-
-def _save_checkpoint(path: Path, payload: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @torch.no_grad()
@@ -103,8 +98,16 @@ def fit(
     cfg: RunConfig,
     splits: ImageSplits,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    on_resume: Callable[[ResumeNote], None] | None = None,
 ) -> TrainResult:
-    """Build the configured model and train it; returns the model on the CPU in eval mode."""
+    """Build the configured model and train it; returns the model on the CPU in eval mode.
+
+    With `train.resume` (the default) a checkpoint of the same config continues where it stopped,
+    random generators included, so a killed or retried run ends where an uninterrupted one would.
+    `on_epoch` is called for the epochs trained in this call; `on_resume` once, before training,
+    with what was found at the checkpoint path (also when it could not be used, and why).
+    DDP runs train from scratch: each rank's global RNG is seeded apart and not checkpointed.
+    """
     train_cfg = cfg.train
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
@@ -150,15 +153,27 @@ def fit(
         distributed.check_batches(n_images, batch_size, ddp)
     checkpoint = Path(train_cfg.checkpoint_dir) / cfg.name / "last.pt"
     result = TrainResult(model=model, device=str(device), checkpoint=checkpoint, seconds=0.0)
+    if train_cfg.resume and ddp is None:
+        state, message = resumable_state(checkpoint, cfg, device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+                optimizer.load_state_dict(saved)
+            restore_rng_states(state["rng"], order_rng, noise_rng, device)
+            result.history = [EpochReport(**report) for report in state["history"]]
+            result.resumed_from = int(state["epoch"])
+        if on_resume is not None:
+            on_resume(ResumeNote(checkpoint, result.resumed_from, train_cfg.epochs, message))
     started = time.perf_counter()
     bar = tqdm(
+        initial=result.resumed_from * n_batches,
         total=train_cfg.epochs * n_batches,
         unit="batch",
         desc=f"train {cfg.name}",
         disable=not (train_cfg.progress and is_main),
     )
     with bar:
-        for epoch in range(1, train_cfg.epochs + 1):
+        for epoch in range(result.resumed_from + 1, train_cfg.epochs + 1):
             epoch_start = time.perf_counter()
             model.train()
             order = torch.randperm(n_images, generator=order_rng).to(device)
@@ -196,14 +211,17 @@ def fit(
             bar.set_postfix(epoch=epoch, train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             if not is_main:
                 continue
-            _save_checkpoint(
+            save_checkpoint(
                 checkpoint,
                 {
+                    "format": CHECKPOINT_FORMAT,
                     "model": model.state_dict(),
                     "optimizers": [opt.state_dict() for opt in optimizers],
                     "epoch": epoch,
                     "history": [asdict(r) for r in result.history],
                     "config": cfg.model_dump(mode="json"),
+                    "device": device.type,
+                    "rng": rng_states(order_rng, noise_rng, device),
                 },
             )
             if on_epoch is not None:

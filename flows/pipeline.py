@@ -17,17 +17,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from components.checkpoints import ResumeNote
 from components.comparisons import kind_comparisons
 from components.config import RunConfig
 from components.corruption import corrupt_fixed
-from components.data import ImageSplits, ingest
+from components.data import DatasetError, ImageSplits, ingest
 from components.evaluation import evaluate
 from components.export import export_model
 from components.figures import loss_curves
 from components.pictures import kind_pictures
-from components.training import EpochReport, TrainResult, fit, load_trained
+from components.training import EpochReport, TrainingDivergedError, TrainResult, fit, load_trained
 from flows.champion import decide_champion
 from flows.ddp_launch import DistributedRun, train_distributed
+from flows.epoch_hooks import run_epoch_hooks
 from flows.settings import MlflowSettings, load_mlflow_settings
 from flows.summary import summary_markdown
 from flows.tracking import EpochLog, Tracker
@@ -80,11 +82,30 @@ def corrupt_step(cfg: RunConfig, data_path: str, run_id: str) -> str:
     return str(path)
 
 
-@task(name="train", cache_policy=NO_CACHE)
+def _retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient failures (a lost connection, a killed worker thread, a failing hook), not the
+    ones a retry would only repeat: a diverged loss, missing data, a config the model cannot use."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    return not isinstance(error, TrainingDivergedError | DatasetError | ValueError)
+
+
+@task(name="train", cache_policy=NO_CACHE, retry_condition_fn=_retry_unless_permanent)
 def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id: str) -> tuple[str, float]:
+    """Train, resuming the checkpoint of a killed run or of this task's failed attempt.
+
+    Every epoch is logged once per MLflow run at step = epoch: epochs a checkpoint restored are
+    logged only when this run has not seen them (a rerun after a kill starts a new MLflow run;
+    a Prefect retry continues the same one).
+    """
     logger = get_run_logger()
     tracker = Tracker(settings)
     splits = ImageSplits.load(Path(data_path))
+    logged = tracker.logged_steps(run_id, "train_loss")
+
+    def on_resume(note: ResumeNote) -> None:
+        logger.info("%s", note.message)
+        if note.resumed:
+            tracker.client.set_tag(run_id, "aeflow.resumed_from_epoch", str(note.epoch))
 
     epochs = EpochLog(tracker, run_id)
 
@@ -98,6 +119,7 @@ def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id:
                 report.val_loss,
                 report.images_per_second,
             )
+        run_epoch_hooks(report)
 
     result: TrainResult | DistributedRun
     if cfg.train.strategy == "ddp":  # torchrun workers train; rank 0 logs the epochs itself
@@ -105,9 +127,12 @@ def train_step(cfg: RunConfig, data_path: str, settings: MlflowSettings, run_id:
         result = train_distributed(cfg, Path(data_path), work_dir, settings, run_id, logger.info)
     else:
         try:
-            result = fit(cfg, splits, on_epoch=on_epoch)
+            result = fit(cfg, splits, on_epoch=on_epoch, on_resume=on_resume)
         finally:
             epochs.flush()  # a failed run keeps the curve up to its last finished epoch
+        restored = [r for r in result.history[: result.resumed_from] if r.epoch not in logged]
+        if restored:
+            tracker.log_epochs(run_id, restored)
     curves = loss_curves(result.history, _work_dir(cfg, run_id) / "loss_curves.png")
     tracker.log_artifact(run_id, curves, "figures")
     tracker.log_metrics(run_id, {"train_seconds": result.seconds})
@@ -204,7 +229,8 @@ def train_autoencoder(
     try:
         data_path = ingest_step(config)
         eval_inputs = corrupt_step(config, data_path, run_id)
-        checkpoint, train_seconds = train_step(config, data_path, settings, run_id)
+        train = train_step.with_options(retries=config.train.retries)
+        checkpoint, train_seconds = train(config, data_path, settings, run_id)
         metrics = evaluate_step(config, data_path, eval_inputs, checkpoint, settings, run_id)
         export_dir = export_step(config, data_path, checkpoint, metrics, run_id)
         versions = register_step(config, export_dir, settings, run_id)

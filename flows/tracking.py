@@ -197,6 +197,10 @@ class Tracker:
         for start in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
+    def logged_steps(self, run_id: str, key: str) -> set[int]:
+        """The steps at which `key` is already logged in this run (a retried task must not log them twice)."""
+        return {metric.step for metric in self.client.get_metric_history(run_id, key)}
+
     def log_metrics(self, run_id: str, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])

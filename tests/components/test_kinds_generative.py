@@ -32,7 +32,8 @@ def test_same_seed_same_weights_other_seed_different(
     tmp_path: Path, digits_splits: ImageSplits, kind: str
 ) -> None:
     def weights(seed: int) -> dict[str, torch.Tensor]:
-        cfg = kind_config(tmp_path, kind, "train.epochs=2", f"train.seed={seed}")
+        # resume=false: the second seed-0 run must train again, not reuse the first one's checkpoint.
+        cfg = kind_config(tmp_path, kind, "train.epochs=2", f"train.seed={seed}", "train.resume=false")
         return fit(cfg, digits_splits).model.state_dict()
 
     first, again, other = weights(0), weights(0), weights(1)
