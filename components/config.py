@@ -213,6 +213,9 @@ class ExportConfig(Section):
     )
     parity_atol: float = Field(1e-5, gt=0.0)
     parity_batches: list[int] = Field(default_factory=lambda: [1, 3, 8])
+    keep: int | None = Field(
+        None, ge=1, description="Keep only the newest this many version folders per model (default: all)."
+    )
 
 
 class RunConfig(Section):

@@ -2,8 +2,10 @@
 
 Each graph is a single self-contained file (no `.onnx.data` beside it) with a dynamic batch
 axis; `onnx.checker` must pass and onnxruntime must agree with torch within `parity_atol` at
-several batch sizes. Everything is written to a temporary folder first and moved into place
-in one rename, so the runtime never sees a half-written export.
+several batch sizes. Each file is written under a temporary name and renamed once checked, in a
+hidden staging folder that becomes the next version folder `exported/<name>/v<N>` in one rename;
+`exported/<name>/latest` then points at it (see `components.export_layout`). A failed or killed
+export leaves `latest` on the previous complete version.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -28,20 +30,25 @@ import torch
 
 from components.config import RunConfig
 from components.corruption import model_input_shape
+from components.export_layout import MANIFEST_NAME, fsync_path, new_staging, publish
 from components.models import Autoencoder, GraphSpec
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
 class ExportError(RuntimeError):
-    """An exported graph failed its checks; nothing was written to the export folder."""
+    """An exported graph failed its checks; no version folder was written and `latest` is unchanged."""
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    folder: Path
+    folder: Path  # the version folder, exported/<name>/v<N>
     manifest: dict[str, Any]
+
+    @property
+    def latest(self) -> Path:
+        """exported/<name>/latest, the stable path downstream apps load."""
+        return self.folder.parent / "latest"
 
 
 def sha256_of(path: Path) -> str:
@@ -79,7 +86,7 @@ def _export_graph(spec: GraphSpec, path: Path, opset: int, exporter: str) -> Non
         else:
             _torchscript_export(spec, path, opset)
     if path.with_name(path.name + ".data").exists():
-        raise ExportError(f"{path.name} was written with external data; expected a single file")
+        raise ExportError(f"{spec.filename} was written with external data; expected a single file")
     onnx.checker.check_model(str(path), full_check=True)
 
 
@@ -134,7 +141,7 @@ def _parity(spec: GraphSpec, path: Path, batches: list[int], atol: float) -> flo
             diff = float(np.max(np.abs(want.numpy() - got))) if got.shape == want.shape else float("inf")
             if diff > atol:
                 raise ExportError(
-                    f"{path.name}: onnxruntime differs from torch at batch {batch} (input shape "
+                    f"{spec.filename}: onnxruntime differs from torch at batch {batch} (input shape "
                     f"{tuple(inputs[0].shape)}): max |diff| {diff:.2e} > {atol:.0e}, shapes {got.shape} vs "
                     f"{tuple(want.shape)}"
                 )
@@ -159,23 +166,22 @@ def export_model(
     metrics: dict[str, float] | None = None,
     run_id: str | None = None,
 ) -> ExportResult:
-    """Write `<export.dir>/<name>/{encoder,decoder,model}.onnx` and `manifest.json`."""
+    """Write `<export.dir>/<name>/v<N>/{encoder,decoder,model}.onnx` and `manifest.json`; move `latest`."""
     model = model.cpu().eval()
     input_shape = model_input_shape(cfg.corruption, image_shape)
     example = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
     graphs = model.graphs(example)
-    root = Path(cfg.export.dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / cfg.name
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{cfg.name}.staging-"))
+    root = Path(cfg.export.dir) / cfg.name
+    staging = new_staging(root)
     try:
         parity, described = {}, {}
         for spec in graphs:
-            path = staging / spec.filename
-            _export_graph(spec, path, cfg.export.opset, cfg.export.exporter)
-            parity[spec.filename] = _parity(spec, path, cfg.export.parity_batches, cfg.export.parity_atol)
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            partial = staging / f".{spec.filename}.partial"
+            _export_graph(spec, partial, cfg.export.opset, cfg.export.exporter)
+            parity[spec.filename] = _parity(spec, partial, cfg.export.parity_batches, cfg.export.parity_atol)
+            session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
             described[spec.filename.removesuffix(".onnx")] = {"file": spec.filename, **_io_spec(session)}
+            _commit(partial, staging / spec.filename)
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": cfg.name,
@@ -199,21 +205,19 @@ def export_model(
             "opset": cfg.export.opset,
             "torch_version": torch.__version__,
             "files": {spec.filename: sha256_of(staging / spec.filename) for spec in graphs},
+            "file_sizes": {spec.filename: (staging / spec.filename).stat().st_size for spec in graphs},
         }
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-        _swap_into_place(staging, final)
+        partial = staging / f".{MANIFEST_NAME}.partial"
+        partial.write_text(json.dumps(manifest, indent=2))
+        _commit(partial, staging / MANIFEST_NAME)
+        folder = publish(staging, root, keep=cfg.export.keep)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportResult(folder=final, manifest=manifest)
+    return ExportResult(folder=folder, manifest=manifest)
 
 
-def _swap_into_place(staging: Path, final: Path) -> None:
-    """Replace `final` by `staging` with renames only; the old export is removed last."""
-    retired = None
-    if final.exists():
-        retired = final.with_name(f".{final.name}.retired-{datetime.now(UTC):%Y%m%d%H%M%S%f}")
-        final.rename(retired)
-    staging.rename(final)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+def _commit(partial: Path, final: Path) -> None:
+    """A checked file gets its real name only once it is complete on disk."""
+    fsync_path(partial)
+    os.replace(partial, final)

@@ -1,16 +1,15 @@
 """Run an exported autoencoder with onnxruntime alone: this module imports numpy, onnxruntime and pillow only.
 
-Downstream apps load `exported/<name>/` (or a registry URI, `models:/<name>@<alias>`); the manifest
-says what the graphs expect, and its hashes are checked before a session is created, so a
-truncated or swapped file is refused. One InferenceSession per graph is created and reused:
+Downstream apps load `exported/<name>` (its `latest` version), a version folder `exported/<name>/v<N>`,
+or a registry URI, `models:/<name>@<alias>`; the manifest says what the graphs expect, and its sizes
+and hashes are checked before a session is created, so a truncated or swapped file is refused
+(`components.model_folder`). One InferenceSession per graph is created and reused:
 `session.run` is thread-safe, so an HTTP server shares one runtime across all its requests.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from components.model_folder import ModelFolderError, check_graphs_match, export_folder, read_manifest
 from components.runtime_batches import ParallelBatches, default_workers
 from components.runtime_io import Dim, InputError, as_batch, images_to_batch
 
@@ -25,48 +25,6 @@ __all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoenco
 
 REGISTRY_PREFIX = "models:/"
 Labels = np.ndarray | list[int] | int | None
-
-
-class ModelFolderError(ValueError):
-    """The export folder is missing, incomplete, or does not match its manifest."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise ModelFolderError(
-            f"{manifest_path} not found: expected an export folder made by `aeflow run` "
-            "(encoder.onnx, decoder.onnx, model.onnx, manifest.json)"
-        )
-    try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelFolderError(f"{manifest_path} is not valid JSON: {err}") from None
-    missing = [key for key in ("graphs", "input", "latent", "files") if key not in manifest]
-    if missing:
-        raise ModelFolderError(f"{manifest_path} lacks {', '.join(missing)}; re-export the model")
-    for filename, expected in manifest["files"].items():
-        path = folder / filename
-        if not path.is_file():
-            raise ModelFolderError(f"{path} is missing; re-export the model")
-        if _sha256(path) != expected:
-            raise ModelFolderError(
-                f"{path} does not match the sha256 in its manifest (truncated, edited or from "
-                "another export); re-export the model"
-            )
-    unhashed = [spec["file"] for spec in manifest["graphs"].values() if spec["file"] not in manifest["files"]]
-    if unhashed:
-        listed = ", ".join(unhashed)
-        raise ModelFolderError(f"{manifest_path} has no sha256 for {listed}; re-export the model")
-    return manifest
 
 
 def session_options(intra_op_threads: int | None) -> ort.SessionOptions:
@@ -90,8 +48,9 @@ class AutoencoderRuntime:
     ) -> None:
         """`batch_workers` threads (default: one per core) share big batches; each session then
         runs single-threaded unless `intra_op_threads` says otherwise (BENCHMARKS.md: faster)."""
-        self.folder = Path(folder)
-        self.manifest = _read_manifest(self.folder)
+        # `latest` is resolved once: a concurrent export cannot make this runtime mix two versions.
+        self.folder = export_folder(Path(folder))
+        self.manifest = read_manifest(self.folder)
         workers = default_workers() if batch_workers is None else batch_workers
         self._batches = ParallelBatches(workers)
         options = session_options(intra_op_threads or (1 if workers > 1 else None))
@@ -107,6 +66,7 @@ class AutoencoderRuntime:
             ) as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
                 path = self.folder / spec["file"]
                 raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
+        check_graphs_match(self.folder, self.manifest, self.sessions)
         self.providers: list[str] = self.sessions["model"].get_providers()
         self.provider_note = self._fallback_note()
         if self.provider_note:
@@ -121,7 +81,8 @@ class AutoencoderRuntime:
         tracking_uri: str | None = None,
         batch_workers: int | None = None,
     ) -> AutoencoderRuntime:
-        """An `exported/<name>` folder, or `models:/<name>@<alias>` / `models:/<name>/<version>`.
+        """`exported/<name>` (its latest version), `exported/<name>/v<N>`, or `models:/<name>@<alias>` /
+        `models:/<name>/<version>`.
 
         Only the registry form touches MLflow (imported there and then), so apps that load
         folders never import it; it downloads the three graphs and the manifest into a cache.

@@ -70,12 +70,13 @@ def as_batch(
         raise InputError(f"{what}: expected a rectangular array of shape {_describe(shape)}: {err}") from None
     if array.dtype.kind not in "biuf":  # bool, signed, unsigned, float (complex, object, str: no)
         raise InputError(f"{what}: expected numbers of shape {_describe(shape)}, got dtype {array.dtype}")
+    given = tuple(array.shape)
     array = _add_axes(array, shape)
     if array.ndim != len(shape) + 1 or not _matches(array.shape[1:], shape):
         hint = ""
         if len(shape) == 3 and array.ndim == 4 and shape[0] is not None and array.shape[1] != shape[0]:
             hint = f"; the model takes {shape[0]} channel(s), got {array.shape[1]}"
-        raise InputError(f"{what}: expected shape {_describe(shape)}, got {tuple(array.shape)}{hint}")
+        raise InputError(f"{what}: expected shape {_describe(shape)}, got {given}{hint}")
     if array.shape[0] == 0:
         raise InputError(f"{what}: the batch is empty; expected at least one of shape {_describe(shape)}")
     if array.dtype.kind in "iu" and value_range is not None:

@@ -80,6 +80,7 @@ def run(
     graphs = ", ".join(str(folder / name) for name in ("encoder.onnx", "decoder.onnx", "model.onnx"))
     typer.echo(f"  ONNX graphs:   {graphs}")
     typer.echo(f"  manifest:      {folder / 'manifest.json'}")
+    typer.echo(f"  load it as:    {folder.parent} (its `latest` link → {folder.name})")
     typer.echo(f"  MLflow:        {result['tracking_uri']} (run {result['run_id']})")
     versions = ", ".join(f"{role} v{v}" for role, v in result["registered_versions"].items())
     typer.echo(f"  registered:    {versions}")

@@ -1,10 +1,12 @@
-"""ONNX export: self-contained checked graphs, dynamic batch, parity with torch, manifest, atomic swap."""
+"""ONNX export: self-contained checked graphs, dynamic batch, parity with torch, manifest.
+
+Versions, `latest` and failed exports: test_export_versions.py.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,10 +37,11 @@ def _session(path: Path) -> ort.InferenceSession:
 
 def test_export_writes_exactly_the_graphs_and_manifest(exported: Exported) -> None:
     folder = exported.result.folder
-    assert folder == Path(exported.cfg.export.dir) / exported.cfg.name
+    assert folder == Path(exported.cfg.export.dir) / exported.cfg.name / "v1"
     assert sorted(p.name for p in folder.iterdir()) == sorted([*GRAPHS, "manifest.json"])
     assert not list(folder.rglob("*.onnx.data"))
-    # No staging or retired folders are left next to the export.
+    # No staging folders or temporary files are left next to the export.
+    assert sorted(p.name for p in folder.parent.iterdir()) == [".lock", "latest", "v1"]
     assert [p.name for p in Path(exported.cfg.export.dir).iterdir()] == [exported.cfg.name]
 
 
@@ -104,27 +107,6 @@ def test_manifest_describes_the_export(exported: Exported) -> None:
     assert manifest["config"] == exported.cfg.model_dump(mode="json")
     for name in GRAPHS:
         assert 0.0 <= manifest["parity_max_abs_diff"][name] <= exported.cfg.export.parity_atol
-
-
-def test_reexport_replaces_the_folder(exported: Exported, tmp_path: Path) -> None:
-    root = tmp_path / "exported"
-    shutil.copytree(exported.cfg.export.dir, root)
-    old = root / exported.cfg.name
-    (old / "stale.txt").write_text("from the previous export")
-    cfg = exported.cfg.model_copy(deep=True)
-    cfg.export.dir = root
-
-    result = export_model(exported.model, cfg, exported.image_shape, metrics={"test_mse": 0.25}, run_id="abc")
-
-    assert result.folder == old
-    assert not (old / "stale.txt").exists()
-    assert sorted(p.name for p in old.iterdir()) == sorted([*GRAPHS, "manifest.json"])
-    manifest = json.loads((old / "manifest.json").read_text())
-    assert manifest["metrics"] == {"test_mse": 0.25}
-    assert manifest["mlflow_run_id"] == "abc"
-    for name in GRAPHS:
-        assert manifest["files"][name] == hashlib.sha256((old / name).read_bytes()).hexdigest()
-    assert [p.name for p in root.iterdir()] == [cfg.name]  # the old export was retired and removed
 
 
 def test_downsample_export_takes_small_images_and_returns_full_size(
