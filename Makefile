@@ -53,7 +53,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix components flows tests benchmarks
 
 clean:
-	rm -rf .cache .prefect mlflow.db mlflow.db.init-lock mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .cache .prefect mlflow.db mlflow.db-wal mlflow.db-shm mlflow.db.init-lock mlartifacts exported/*/ .pytest_cache .mypy_cache .ruff_cache
 
 ## Prefect + MLflow servers on 127.0.0.1 (schedules fire only with a server); Ctrl-C stops them.
 server: $(STAMP)

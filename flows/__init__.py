@@ -17,3 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # The ephemeral API server is a subprocess-free, in-process server: no telemetry, no update checks.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# MLflow's HTTP client retries 7 times with exponential backoff and waits 120 s per request by
+# default: minutes per call once a tracking server goes away mid-run. A few quick retries are
+# enough for a blip; a lasting outage then fails the task (which Prefect retries, resuming).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")

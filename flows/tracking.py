@@ -6,7 +6,7 @@ tasks never rely on `mlflow.active_run()`: they get the run id and log through t
 
 from __future__ import annotations
 
-import fcntl
+import os
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +26,8 @@ from mlflow.types import Schema, TensorSpec
 
 from components.config import RunConfig
 from components.training import EpochReport
-from flows.settings import MlflowSettings
+from flows.settings import MlflowSettings, settings_file
+from flows.sqlite_store import initialise_sqlite
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -65,25 +66,7 @@ def _signature(spec: dict[str, Any], inputs: dict[str, np.ndarray], outputs: dic
     return ModelSignature(schema(spec["inputs"], inputs), schema(spec["outputs"], outputs))
 
 
-_INITIALISED: set[Path] = set()  # databases this process has already created or checked
-
-
 _ONNX_REQUIREMENTS = [f"{p}=={metadata.version(p)}" for p in ("onnx", "onnxruntime", "numpy")]
-
-
-def _initialise_sqlite(path: Path, uri: str) -> None:
-    """Create or migrate the database under a file lock. Two runs started at once on a new mlflow.db
-    would otherwise both run MLflow's migrations, and one of them fails ("table ... already exists")."""
-    if path in _INITIALISED:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.with_name(f"{path.name}.init-lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    _INITIALISED.add(path)
 
 
 def epoch_metrics(report: EpochReport) -> list[Metric]:
@@ -130,28 +113,39 @@ class Tracker:
         self.settings = settings
         uri = settings.tracking_uri
         if uri.startswith("sqlite:///"):
-            _initialise_sqlite(Path(uri.removeprefix("sqlite:///")), uri)
+            initialise_sqlite(Path(uri.removeprefix("sqlite:///")), uri)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def check_reachable(self, timeout_s: float = 5.0) -> None:
-        """Fail in seconds, not after training: probe an HTTP server's /health endpoint."""
+        """Fail in seconds, not after training: probe an HTTP server's /health endpoint once.
+
+        A plain HTTP probe, not an MLflow call: MLflow's client retries with exponential backoff
+        (MLFLOW_HTTP_REQUEST_MAX_RETRIES), which would turn a typo in the URL into minutes of waiting.
+        """
         uri = self.settings.tracking_uri
-        if uri.startswith("sqlite:///"):
-            return
         if not uri.startswith(("http://", "https://")):
             return
+        source = (
+            "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") == uri else f"{settings_file()}"
+        )
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
-                if response.status != 200:
-                    raise TrackingUnavailableError(
-                        f"MLflow server {uri} answered /health with {response.status}"
-                    )
+                status = response.status
+        except urllib.error.HTTPError as err:
+            status = err.code
         except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
             raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} is not reachable ({err}). Start it (e.g. `mlflow server "
-                "--backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000`), or unset "
-                "MLFLOW_TRACKING_URI to use the local SQLite file from mlflow.yml."
+                f"MLflow tracking server {uri} (set by {source}) is not reachable: {reason}. Nothing was "
+                "trained. Start the servers with `aeflow server` (MLflow on http://127.0.0.1:5000), point "
+                f"{source} at a running server, or unset MLFLOW_TRACKING_URI and use tracking_uri: "
+                "sqlite:///mlflow.db in mlflow.yml to log to a local file."
             ) from None
+        if status != 200:
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {uri} (set by {source}) answered /health with HTTP {status}; "
+                "is it an MLflow server? Nothing was trained."
+            )
 
     def experiment_id(self) -> str:
         """The configured experiment, created on first use (a concurrent creator may win the race)."""

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from components.presets import PRESETS
+from tests.servers.processes import CHECKOUT_ENV
 
 AEFLOW = str(Path(sys.executable).with_name("aeflow"))
 
 
 def _aeflow(*args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None):
-    full_env = {**os.environ, "PREFECT_HOME": str(cwd / ".prefect"), **(env or {})}
+    full_env = {**os.environ, **CHECKOUT_ENV, "PREFECT_HOME": str(cwd / ".prefect"), **(env or {})}
     return subprocess.run(
         [AEFLOW, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
@@ -103,10 +104,11 @@ def test_run_writes_onnx_manifest_and_mlflow_run(tmp_path: Path) -> None:
     (tmp_path / "mlflow.yml").write_text(MLFLOW_YML)
     proc = _aeflow("run", "--preset", "smoke", "--set", "train.progress=false", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    export = tmp_path / "exported" / "smoke"
+    export = tmp_path / "exported" / "smoke" / "v1"
+    assert (tmp_path / "exported" / "smoke" / "latest").resolve() == export
     for name in ("encoder.onnx", "decoder.onnx", "model.onnx", "manifest.json"):
         assert (export / name).is_file()
-        assert str(Path("exported") / "smoke" / name) in proc.stdout
+        assert str(Path("exported") / "smoke" / "v1" / name) in proc.stdout
     db = tmp_path / "runs.db"
     assert db.is_file() and str(db) in proc.stdout
     assert f"mlflow ui --backend-store-uri sqlite:///{db}" in proc.stdout
