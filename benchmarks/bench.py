@@ -33,7 +33,8 @@ def lesson_config(overrides: list[str], work: Path, *extra: str) -> RunConfig:
     return load_config(
         "lesson-ae",
         overrides=[*overrides, "name=bench-lesson-ae", f"export.dir={work / 'exported'}",
-                   f"train.checkpoint_dir={work / 'checkpoints'}", "train.progress=false", *extra],
+                   f"train.checkpoint_dir={work / 'checkpoints'}", "train.progress=false",
+                   "train.resume=false", *extra],  # timings: never reuse an earlier round's checkpoint
     )  # fmt: skip
 
 

@@ -49,7 +49,10 @@ def _peak_rss_mib() -> float:
 
 def train_point(overrides: list[str], epochs: int) -> dict[str, Any]:
     """Train the lesson conv autoencoder; median epoch time (first epoch excluded) and peak memory."""
-    cfg = load_config("lesson-ae", overrides=[*overrides, f"train.epochs={epochs}", "train.progress=false"])
+    cfg = load_config(
+        "lesson-ae",
+        overrides=[*overrides, f"train.epochs={epochs}", "train.progress=false", "train.resume=false"],
+    )
     splits = ingest(cfg.data).splits
     result = fit(cfg, splits)
     steady = result.history[1:] or result.history
