@@ -113,7 +113,6 @@ export_tiny(Path(sys.argv[1]), "m", seed=1)
 """
 
 
-@pytest.mark.slow
 def test_export_killed_midway_leaves_latest_alone_and_is_cleaned_up(exports: Path) -> None:
     root = exports / "m"
     process = subprocess.Popen(
