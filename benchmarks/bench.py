@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--data-root", type=Path, default=None, help="folder holding MNIST/raw (optional)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per loop in table 1")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per loop in table 1")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds in tables 1 and 3")
     parser.add_argument("--pipeline-seconds", type=float, default=120.0, help="training time in table 2")
     parser.add_argument("--engine-seconds", type=float, default=1.0, help="time per engine and batch")

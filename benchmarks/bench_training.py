@@ -131,19 +131,28 @@ def compare_loops(
         "|---:|---|---:|---:|---:|---:|",
     ]
     ratios: dict[str, list[float]] = {name: [] for name in variants}
+    losses: dict[str, list[float]] = {"lesson-style loop": [], **{name: [] for name in variants}}
     for round_ in range(1, rounds + 1):
-        results = {"lesson-style loop": lesson_loop(cfg, splits, epochs)}
+        # Each round its own seed (weights and order), the same for every loop within the round.
+        seeded = cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + round_})}
+        )
+        results = {"lesson-style loop": lesson_loop(seeded, splits, epochs)}
         for name, train in variants.items():
-            results[name] = aeflow_fit(cfg, splits, epochs, **train)
+            results[name] = aeflow_fit(seeded, splits, epochs, **train)
             ratios[name].append(
                 results[name].images_per_second / results["lesson-style loop"].images_per_second
             )
         for name, r in results.items():
-            rows.append(f"| {round_} | {name} | {r.images_per_second:,.0f} | {r.final_loss:.4f} | "
-                        f"{r.test_loss:.4f} | {r.seconds:.1f} |")  # fmt: skip
+            losses[name].append(r.test_loss)
+            rows.append(f"| {round_} (seed {seeded.train.seed}) | {name} | {r.images_per_second:,.0f} | "
+                        f"{r.final_loss:.4f} | {r.test_loss:.4f} | {r.seconds:.1f} |")  # fmt: skip
             print(rows[-1], flush=True)
-    rows += ["", "| loop | median speed-up over the lesson-style loop | per round |", "|---|---:|---|"]
+    rows += ["", "| loop | median speed-up over the lesson-style loop | per round | median test loss |",
+             "|---|---:|---|---:|"]  # fmt: skip
+    rows.append(f"| lesson-style loop | 1.00× | | {float(np.median(losses['lesson-style loop'])):.4f} |")
     for name, values in ratios.items():
-        rows.append(f"| {name} | **{float(np.median(values)):.2f}×** | "
-                    f"{', '.join(f'{v:.2f}×' for v in values)} |")  # fmt: skip
+        per_round = ", ".join(f"{v:.2f}×" for v in values)
+        loss = float(np.median(losses[name]))
+        rows.append(f"| {name} | **{float(np.median(values)):.2f}×** | {per_round} | {loss:.4f} |")
     return rows

@@ -90,3 +90,26 @@ def test_unknown_model_kind_is_refused() -> None:
     cfg = ModelConfig.model_construct(kind="transformer")  # unvalidated, to reach build_model's own check
     with pytest.raises(ValueError, match="transformer"):
         build_model(cfg, (1, 16, 16), (1, 16, 16))
+
+
+def test_pooling_before_relu_is_the_lessons_relu_then_pool() -> None:
+    """ConvStack pools before its ReLU for speed; outputs and gradients must equal the lesson's order."""
+    from torch import nn
+
+    from components.models.blocks import ConvStack
+
+    torch.manual_seed(0)
+    stack = ConvStack(1, [4, 3], 3)
+    convs = [layer for layer in stack.layers if isinstance(layer, nn.Conv2d)]
+    lesson = nn.Sequential(*[m for c in convs for m in (c, nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True))])
+    x = torch.rand(5, 1, 15, 15) - 0.5  # odd size: ceil-mode windows at the border too
+    ours = stack(x)
+    ours.square().sum().backward()
+    ours_grads = [c.weight.grad.clone() for c in convs]
+    for c in convs:
+        c.weight.grad = None
+    reference = lesson(x)
+    reference.square().sum().backward()
+    assert torch.equal(ours, reference)
+    for mine, theirs in zip(ours_grads, [c.weight.grad for c in convs], strict=True):
+        torch.testing.assert_close(mine, theirs)
