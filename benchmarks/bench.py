@@ -88,8 +88,10 @@ def inference_section(overrides: list[str], work: Path, budget_s: float, rounds:
         "## 3. Inference: lesson autoencoder (5 epochs trained), encode + decode in one graph",
         "",
         f"Median images/s per call ({budget_s:g} s per engine and batch; median of {rounds} rounds).",
-        "`AutoencoderRuntime` splits batches over one single-threaded session call per core",
-        "(components/runtime_batches.py); the default session uses onnxruntime's own intra-op threads.",
+        "Baseline: a default session on the lesson-order graph (benchmarks/lesson_graph.py). aeflow's",
+        "graph pools before the ReLU and folds each ×2 upsample into the next conv (same function).",
+        "`AutoencoderRuntime` as served (onnxruntime's threads), and with `batch_workers=2` (slices",
+        "in threads, components/runtime_batches.py).",
         "",
         *compare_engines(trained.model, folder, calibration, test, budget_s, rounds),
     ]

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from components.model_folder import ModelFolderError, check_graphs_match, export_folder, read_manifest
-from components.runtime_batches import ParallelBatches, default_workers
+from components.runtime_batches import ParallelBatches
 from components.runtime_io import Dim, InputError, as_batch, images_to_batch
 
 __all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoencoder"]
@@ -46,12 +46,14 @@ class AutoencoderRuntime:
         intra_op_threads: int | None = None,
         batch_workers: int | None = None,
     ) -> None:
-        """`batch_workers` threads (default: one per core) share big batches; each session then
-        runs single-threaded unless `intra_op_threads` says otherwise (BENCHMARKS.md: faster)."""
+        """`batch_workers` > 1 cuts big batches into slices run side by side by single-threaded
+        sessions (unless `intra_op_threads` says otherwise). Off by default: on idle cores
+        onnxruntime's own intra-op threads were as fast at batch 256 and faster at batch 1; under
+        concurrent load the slices held up better (BENCHMARKS.md)."""
         # `latest` is resolved once: a concurrent export cannot make this runtime mix two versions.
         self.folder = export_folder(Path(folder))
         self.manifest = read_manifest(self.folder)
-        workers = default_workers() if batch_workers is None else batch_workers
+        workers = 1 if batch_workers is None else batch_workers
         self._batches = ParallelBatches(workers)
         options = session_options(intra_op_threads or (1 if workers > 1 else None))
         self.requested_providers = list(providers or ["CPUExecutionProvider"])

@@ -1,26 +1,21 @@
-"""Run one onnxruntime session on slices of a batch in parallel threads.
+"""Run one onnxruntime session on slices of a batch in parallel threads (`batch_workers`).
 
-The lesson-sized graphs are too small for onnxruntime's intra-op threads to pay off: measured on
-2 cores, splitting a batch into slices run by single-threaded calls side by side beat one call
-with two intra-op threads by about 1.5× (BENCHMARKS.md). Slices also stay cache-sized: per image,
-64 rows ran faster than 256. `session.run` is thread-safe and releases the GIL, so the threads
-really run at once.
+For the lesson-sized graphs, measured on 2 cores: with other work on the cores, slices run by
+single-threaded calls side by side beat one call on two spinning intra-op threads by about 1.5×;
+on idle cores they tie at batch 256 and lose at batch 1, so the runtime leaves this off unless
+asked. Slices stay cache-sized (at most 64 rows). `session.run` is thread-safe and releases the
+GIL, so the threads really run at once.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
 
 MIN_ROWS, MAX_ROWS = 8, 64  # rows per slice: below 8 the threads cost more than they save
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class ParallelBatches:

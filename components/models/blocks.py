@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -51,11 +52,49 @@ class UpsampleTo(nn.Module):
         if mode == "pixelshuffle":
             self.expand = nn.Conv2d(channels, channels * 4, kernel_size, padding=kernel_size // 2)
 
+    def doubles(self, x: torch.Tensor) -> bool:
+        """A nearest upsample to exactly twice x's size (what `upsample2_conv` can fuse)."""
+        return self.mode == "nearest" and (x.shape[-2] * 2, x.shape[-1] * 2) == self.size
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.size
         if self.mode == "pixelshuffle" and x.shape[-2] * 2 >= h and x.shape[-1] * 2 >= w:
             return F.pixel_shuffle(self.expand(x), 2)[..., :h, :w]
         return F.interpolate(x, size=self.size, mode="nearest")
+
+
+@functools.cache
+def _phase_map(kernel_size: int) -> tuple[torch.Tensor, int]:
+    """0/1 map from a k×k kernel on a ×2 nearest-upsampled image to 4 phase kernels on the image itself.
+
+    Output pixel (2i+a, 2j+b) of conv(upsample(x)) reads x at rows i + ⌊(a+dy)/2⌋ for the kernel's
+    row offsets dy (columns alike), so each of the 4 phases (a, b) is a small conv on x whose taps
+    are sums of the original taps. Returns map[phase, y, x, dy, dx] and the phase kernels' padding.
+    """
+    r = kernel_size // 2
+    pad = -(-r // 2)
+    size = 2 * pad + 1
+    mapping = torch.zeros(4, size, size, kernel_size, kernel_size)
+    for a, b in itertools.product((0, 1), repeat=2):
+        for dy, dx in itertools.product(range(-r, r + 1), repeat=2):
+            mapping[a * 2 + b, (a + dy) // 2 + pad, (b + dx) // 2 + pad, dy + r, dx + r] = 1.0
+    return mapping, pad
+
+
+def upsample2_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(nearest ×2 upsample of x), computed at x's resolution as 4 phase convs + pixel shuffle.
+
+    The same function (up to float rounding) without the 4×-sized upsampled tensor: a conv with
+    few output channels on the upsampled image was the slowest layer in training and onnxruntime.
+    """
+    mapping, pad = _phase_map(conv.kernel_size[0])
+    mapping = mapping.to(conv.weight.device, conv.weight.dtype)
+    out_c, in_c = conv.weight.shape[:2]
+    phases = torch.einsum("oikl,pyxkl->opiyx", conv.weight, mapping).reshape(
+        out_c * 4, in_c, *mapping.shape[1:3]
+    )
+    bias = None if conv.bias is None else conv.bias.repeat_interleave(4)
+    return F.pixel_shuffle(F.conv2d(x, phases, bias, padding=pad), 2)
 
 
 class ConvUpStack(nn.Module):
@@ -90,7 +129,17 @@ class ConvUpStack(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.layers(code)
+        x, layers = code, list(self.layers)
+        i = 0
+        while i < len(layers):
+            layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, UpsampleTo) and isinstance(following, nn.Conv2d) and layer.doubles(x):
+                x = upsample2_conv(x, following)  # exact ×2 nearest then conv: fused (same function)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:

@@ -113,3 +113,26 @@ def test_pooling_before_relu_is_the_lessons_relu_then_pool() -> None:
     assert torch.equal(ours, reference)
     for mine, theirs in zip(ours_grads, [c.weight.grad for c in convs], strict=True):
         torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5, 7])
+def test_fused_upsample_conv_is_conv_of_the_upsampled_image(kernel_size: int) -> None:
+    """The decoder's phase-conv shortcut computes conv(nearest ×2 upsample) with the same weights."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from components.models.blocks import upsample2_conv
+
+    torch.manual_seed(kernel_size)
+    conv = nn.Conv2d(5, 3, kernel_size, padding=kernel_size // 2)
+    x = torch.randn(4, 5, 7, 9, requires_grad=True)
+    fused = upsample2_conv(x, conv)
+    fused.square().sum().backward()
+    fused_grads = [t.grad.clone() for t in (x, conv.weight, conv.bias)]
+    for t in (x, conv.weight, conv.bias):
+        t.grad = None
+    plain = conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    plain.square().sum().backward()
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+    for mine, theirs in zip(fused_grads, [t.grad for t in (x, conv.weight, conv.bias)], strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4)
