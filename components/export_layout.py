@@ -64,7 +64,25 @@ def new_staging(root: Path) -> Path:
     """A private, hidden folder under `exported/<name>` to assemble one export in."""
     root.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(root)
-    return Path(tempfile.mkdtemp(dir=root, prefix=f"{_STAGING_PREFIX}{os.getpid()}-"))
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f"{_STAGING_PREFIX}{os.getpid()}-"))
+    # mkdtemp makes the folder private (0700); a version folder must be readable as any other
+    # folder the user creates (a server or container running as another user loads it).
+    staging.chmod(0o777 & ~_umask())
+    return staging
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask is process-wide,
+    and exports run in threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_abandoned_staging(root: Path) -> None:

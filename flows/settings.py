@@ -38,7 +38,12 @@ class ChampionPolicy(BaseModel):
         return self.metric != "test_mse"
 
     def beats(self, challenger: float, incumbent: float) -> bool:
-        return challenger > incumbent if self.greater_is_better else challenger < incumbent
+        """Strictly better by more than float noise: torch and onnxruntime scores of the same
+        weights differ around the 7th digit, and a rerun must not move the alias on that."""
+        margin = 1e-6 * max(abs(challenger), abs(incumbent), 1.0)
+        if self.greater_is_better:
+            return challenger > incumbent + margin
+        return challenger < incumbent - margin
 
 
 class MlflowSettings(BaseModel):

@@ -157,3 +157,17 @@ def test_broken_layouts_are_named(exports: Path) -> None:
 def test_an_old_flat_export_folder_still_loads(exports: Path, tmp_path: Path) -> None:
     flat = Path(shutil.copytree(exports / "m" / "v1", tmp_path / "flat"))
     assert AutoencoderRuntime.load(flat).folder == flat
+
+
+def test_version_folders_follow_the_umask_not_mkdtemps_0700(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from components.export_layout import new_staging
+
+    previous = os.umask(0o022)
+    try:
+        staging = new_staging(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o755
