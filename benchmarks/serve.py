@@ -11,16 +11,14 @@ import argparse
 import importlib.metadata as meta
 import os
 import platform
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.bench_inference import median_seconds
 from benchmarks.serve_http import LoadResult, _png, malformed_requests, rss_mib, run_load, served
 from components.export import export_model
 from components.models import build_model
@@ -30,19 +28,6 @@ from flows.service.server import free_port
 
 BATCHES = (1, 64, 256)
 CLIENTS = (1, 8, 32)
-
-
-def _time(fn: Callable[[], object], budget_s: float) -> float:
-    """Median seconds per call over as many calls as fit in `budget_s` (at least 5), after a warm-up."""
-    for _ in range(3):
-        fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < 5 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def export_lesson_model(root: Path) -> tuple[torch.nn.Module, Path]:
@@ -69,8 +54,8 @@ def compare_engines(model: torch.nn.Module, folder: Path, threads: int, budget_s
             with torch.inference_mode():
                 return model.decode(model.encode(x))
 
-        torch_s = _time(eager, budget_s)
-        ort_s = _time(lambda x=images: runtime.decode(runtime.encode(x)), budget_s)
+        torch_s = median_seconds(eager, budget_s)
+        ort_s = median_seconds(lambda x=images: runtime.decode(runtime.encode(x)), budget_s)
         rows.append(f"| {batch} | {torch_s * 1e3:.3f} | {ort_s * 1e3:.3f} | {batch / torch_s:,.0f} | "
                     f"{batch / ort_s:,.0f} | {torch_s / ort_s:.2f}× |")  # fmt: skip
         print(rows[-1], flush=True)

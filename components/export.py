@@ -11,7 +11,6 @@ export leaves `latest` on the previous complete version.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ import torch
 from components.config import RunConfig
 from components.corruption import model_input_shape
 from components.export_layout import MANIFEST_NAME, fsync_path, new_staging, publish
+from components.model_folder import sha256_file as sha256_of
 from components.models import Autoencoder, GraphSpec
 
 FORMAT_VERSION = 1
@@ -49,14 +49,6 @@ class ExportResult:
     def latest(self) -> Path:
         """exported/<name>/latest, the stable path downstream apps load."""
         return self.folder.parent / "latest"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # torch.export traces with process-wide dispatch modes: two exports in one process at the same

@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.model_folder import sha256_file
 from components.runtime import AutoencoderRuntime, InputError
 from components.runtime_io import to_pil
 
@@ -45,10 +46,6 @@ class BatchInferenceRequest(BaseModel):
         if self.input_dir is None and not self.files:
             raise ValueError("give input_dir (a folder of images) or files (a list of paths)")
         return self
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_identity(runtime: AutoencoderRuntime) -> str:
@@ -114,7 +111,7 @@ def infer_files(request: BatchInferenceRequest, inputs: list[tuple[str, str]]) -
     for source_text, relative in inputs:
         source = Path(source_text)
         try:
-            digest = _sha256(source)
+            digest = sha256_file(source)
         except OSError as err:
             failed.append({"file": relative, "error": f"cannot read: {err}"})
             continue
