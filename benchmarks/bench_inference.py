@@ -22,8 +22,10 @@ from benchmarks.lesson_graph import export_lesson_graph
 from components.models import Autoencoder
 from components.quantization import quantize_int8
 from components.runtime import AutoencoderRuntime
+from components.runtime_batches import usable_cores
 
 BATCHES = (1, 64, 256)
+FP32 = f"AutoencoderRuntime (fp32), as served: {usable_cores()} batch workers"
 
 
 def median_seconds(fn: Callable[[], object], budget_s: float) -> float:
@@ -47,7 +49,7 @@ def _engines(
     default = ort.InferenceSession(str(lesson), providers=["CPUExecutionProvider"])
     same_graph = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     int8 = AutoencoderRuntime(int8_folder)
-    sliced = AutoencoderRuntime(folder, batch_workers=2)
+    own_threads = AutoencoderRuntime(folder, batch_workers=1)
 
     def eager(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -57,8 +59,8 @@ def _engines(
         "torch eager": eager,
         "onnxruntime, default session": lambda x: default.run(None, {"images": x})[0],
         "onnxruntime, default session on aeflow's graph": lambda x: same_graph.run(None, {"images": x})[0],
-        "AutoencoderRuntime (fp32)": runtime.reconstruct,
-        "AutoencoderRuntime, batch_workers=2": sliced.reconstruct,
+        FP32: runtime.reconstruct,
+        "AutoencoderRuntime, batch_workers=1 (onnxruntime's intra-op threads)": own_threads.reconstruct,
         "AutoencoderRuntime (int8 static)": int8.reconstruct,
     }
 
@@ -92,9 +94,9 @@ def compare_engines(
 def accuracy_rows(engines: dict[str, Callable[[np.ndarray], np.ndarray]], test: np.ndarray) -> list[str]:
     """What int8 costs: reconstruction MSE on held-out images, and the largest change per pixel."""
     x = np.ascontiguousarray(test)
-    fp32 = engines["AutoencoderRuntime (fp32)"](x)
+    fp32 = engines[FP32](x)
     rows = ["| engine | test MSE vs clean images | max |Δ| vs fp32 onnxruntime |", "|---|---:|---:|"]
-    for name in ("torch eager", "AutoencoderRuntime (fp32)", "AutoencoderRuntime (int8 static)"):
+    for name in ("torch eager", FP32, "AutoencoderRuntime (int8 static)"):
         out = engines[name](x)
         rows.append(
             f"| {name} | {float(np.mean((out - x) ** 2)):.5f} | {float(np.abs(out - fp32).max()):.2e} |"

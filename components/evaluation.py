@@ -1,8 +1,9 @@
 """Held-out evaluation: MSE / PSNR / SSIM of the model and of the do-nothing baseline.
 
-PSNR and SSIM come from scikit-image, computed per image with an explicit data range of 1.0
-and then averaged (mean of per-image PSNR, not PSNR of the mean MSE). SSIM uses the usual
-Gaussian window (σ = 1.5) without sample-covariance correction, as in Wang et al. (2004).
+PSNR comes from scikit-image, computed per image with an explicit data range of 1.0 and then
+averaged (mean of per-image PSNR, not PSNR of the mean MSE). SSIM is scikit-image's definition
+(the usual Gaussian window, σ = 1.5, without sample-covariance correction, as in Wang et al.
+2004), computed for the whole stack at once (`per_image_ssim`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from scipy.ndimage import gaussian_filter
+from skimage.metrics import peak_signal_noise_ratio
 
 from components.config import RunConfig
 from components.corruption import corrupt_fixed, trivial_baseline
@@ -75,6 +77,43 @@ def mean_loss(
     return total / max(len(inputs), 1)
 
 
+SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5  # scikit-image's Gaussian window: radius int(3.5·1.5 + 0.5) = 5
+SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+
+
+def per_image_ssim(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """SSIM of each image of two (N, C, H, W) float64 stacks in [0, 1], all images in one pass.
+
+    The same numbers as `skimage.metrics.structural_similarity(target[i], output[i], data_range=1,
+    channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)` (the tests
+    hold it to that), but scikit-image filters one image at a time: 1,000 MNIST images took 0.85 s
+    there and 0.2 s here, and the pipeline scores three sets per run. The window statistics come
+    from the same scipy Gaussian filter (reflect mode), applied across the stack with σ = 0 on the
+    image and channel axes; borders the window does not cover are cropped before the mean.
+    """
+    height, width = output.shape[-2:]
+    if min(height, width) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(
+            f"SSIM needs images of at least {2 * SSIM_RADIUS + 1}×{2 * SSIM_RADIUS + 1} pixels "
+            f"(its Gaussian window); got {height}×{width}: set data.image_size higher"
+        )
+
+    def window_mean(x: np.ndarray) -> np.ndarray:
+        return gaussian_filter(
+            x, sigma=(0, 0, SSIM_SIGMA, SSIM_SIGMA), mode="reflect", truncate=SSIM_TRUNCATE
+        )
+
+    mu_x, mu_y = window_mean(target), window_mean(output)
+    var_x = window_mean(target * target) - mu_x * mu_x
+    var_y = window_mean(output * output) - mu_y * mu_y
+    cov = window_mean(target * output) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2  # (K·L)² with data range L = 1
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    r = SSIM_RADIUS
+    inner: np.ndarray = ssim_map[..., r:-r, r:-r].reshape(len(ssim_map), -1).mean(axis=1)
+    return inner
+
+
 def image_quality(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Mean MSE, PSNR (dB) and SSIM over images; both tensors (N, C, H, W) in [0, 1]."""
     if output.shape != target.shape:
@@ -87,19 +126,8 @@ def image_quality(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
         min(peak_signal_noise_ratio(r, o, data_range=1.0), 100.0) if m > 0 else 100.0
         for o, r, m in zip(out_np, ref_np, mse, strict=True)
     ]
-    ssim = [
-        structural_similarity(
-            r,
-            o,
-            data_range=1.0,
-            channel_axis=0,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-        for o, r in zip(out_np, ref_np, strict=True)
-    ]
-    return {"mse": float(mse.mean()), "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
+    ssim = per_image_ssim(out_np, ref_np)
+    return {"mse": float(mse.mean()), "psnr": float(np.mean(psnr)), "ssim": float(ssim.mean())}
 
 
 def evaluate(

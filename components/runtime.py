@@ -10,6 +10,8 @@ and hashes are checked before a session is created, so a truncated or swapped fi
 from __future__ import annotations
 
 import functools
+import math
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from components.model_folder import ModelFolderError, check_graphs_match, export_folder, read_manifest
-from components.runtime_batches import ParallelBatches
+from components.runtime_batches import ParallelBatches, usable_cores
 from components.runtime_io import Dim, InputError, as_batch, images_to_batch
 
 __all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoencoder"]
@@ -46,33 +48,50 @@ class AutoencoderRuntime:
         intra_op_threads: int | None = None,
         batch_workers: int | None = None,
     ) -> None:
-        """`batch_workers` > 1 cuts big batches into slices run side by side by single-threaded
-        sessions (unless `intra_op_threads` says otherwise). Off by default: on idle cores
-        onnxruntime's own intra-op threads were as fast at batch 256 and faster at batch 1; under
-        concurrent load the slices held up better (BENCHMARKS.md)."""
+        """Batches run on the CPU's cores by default (`batch_workers` = the usable cores): small
+        ones on the caller's thread, big ones in slices side by side, each on a single-threaded
+        session; one image too big to slice uses onnxruntime's intra-op threads
+        (components/runtime_batches.py says why, with the numbers). `batch_workers=1` or
+        `intra_op_threads` hand every call to onnxruntime's own threading instead; so does an
+        accelerator provider, which has its own parallelism."""
         # `latest` is resolved once: a concurrent export cannot make this runtime mix two versions.
         self.folder = export_folder(Path(folder))
         self.manifest = read_manifest(self.folder)
-        workers = 1 if batch_workers is None else batch_workers
-        self._batches = ParallelBatches(workers)
-        options = session_options(intra_op_threads or (1 if workers > 1 else None))
         self.requested_providers = list(providers or ["CPUExecutionProvider"])
-        self.sessions: dict[str, ort.InferenceSession] = {}
-        for role, spec in self.manifest["graphs"].items():
-            try:
-                self.sessions[role] = ort.InferenceSession(
-                    str(self.folder / spec["file"]), options, providers=self.requested_providers
-                )
-            except (
-                Exception
-            ) as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
-                path = self.folder / spec["file"]
-                raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
+        cpu_only = self.requested_providers == ["CPUExecutionProvider"]
+        if batch_workers is None:
+            batch_workers = usable_cores() if cpu_only and not intra_op_threads else 1
+        self._batches = ParallelBatches(batch_workers)
+        self._single_threaded = batch_workers > 1 and not intra_op_threads
+        self._intra_op_threads = 1 if self._single_threaded else intra_op_threads
+        self._threaded: dict[str, ort.InferenceSession] = {}  # made when one big image first arrives
+        # A decoder's work per row is the image it makes, not its small code (None: size left open).
+        out = self.output_shape
+        self._decoded_elements = math.prod(out) if all(isinstance(d, int) for d in out) else None
+        self._threaded_lock = threading.Lock()
+        self.sessions: dict[str, ort.InferenceSession] = {
+            role: self._session(role, self._intra_op_threads) for role in self.manifest["graphs"]
+        }
         check_graphs_match(self.folder, self.manifest, self.sessions)
         self.providers: list[str] = self.sessions["model"].get_providers()
         self.provider_note = self._fallback_note()
         if self.provider_note:
             warnings.warn(self.provider_note, RuntimeWarning, stacklevel=2)
+
+    def _session(self, role: str, intra_op_threads: int | None) -> ort.InferenceSession:
+        path = self.folder / self.manifest["graphs"][role]["file"]
+        try:
+            return ort.InferenceSession(
+                str(path), session_options(intra_op_threads), providers=self.requested_providers
+            )
+        except Exception as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
+            raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
+
+    def _threaded_session(self, role: str) -> ort.InferenceSession:
+        with self._threaded_lock:
+            if role not in self._threaded:
+                self._threaded[role] = self._session(role, None)
+            return self._threaded[role]
 
     @classmethod
     def load(
@@ -186,7 +205,9 @@ class AutoencoderRuntime:
 
     def _run(self, role: str, first: str, batch: np.ndarray, labels: Labels) -> list[np.ndarray]:
         feeds = {first: batch, **self._labels(labels, len(batch))}
-        return self._batches.run(self.sessions[role], feeds)
+        per_row = self._decoded_elements if role == "decoder" and self._decoded_elements else batch[0].size
+        threaded = functools.partial(self._threaded_session, role) if self._single_threaded else None
+        return self._batches.run(self.sessions[role], feeds, int(per_row) if len(batch) else 0, threaded)
 
     def encode(self, images: Any, labels: Labels = None) -> np.ndarray:
         """The code of each image (a VAE's posterior mean)."""

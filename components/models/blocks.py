@@ -81,12 +81,47 @@ def _phase_map(kernel_size: int) -> tuple[torch.Tensor, int]:
     return mapping, pad
 
 
+@functools.cache
+def _transposed_map(kernel_size: int) -> tuple[torch.Tensor, int]:
+    """0/1 map from a k-tap kernel on a ×2 nearest-upsampled signal to the taps of one stride-2
+    transposed conv on the signal itself, and that conv's padding.
+
+    conv(upsample(x))[y] = Σ_d w[d]·x[⌊(y+d)/2⌋] for offsets d in [-r, r]; a stride-2 transposed
+    conv with padding r computes Σ_j x[j]·k[y + r - 2j]. So tap d lands on k[t] with
+    t = r - d + ((y + d) mod 2), where the parity of y is fixed by t's: 2r + 2 taps in all, and
+    the output is exactly twice the input's size. 2-D kernels apply the map on both axes.
+    """
+    r = kernel_size // 2
+    mapping = torch.zeros(2 * r + 2, kernel_size)
+    for t in range(2 * r + 2):
+        for d in range(-r, r + 1):
+            if r - d + (t - r + d) % 2 == t:
+                mapping[t, d + r] = 1.0
+    return mapping, r
+
+
+def upsample2_conv_transposed(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(nearest ×2 upsample of x) as one stride-2 transposed conv: the form ONNX graphs get.
+
+    onnxruntime runs it faster than `upsample2_conv`'s phase convs + DepthToSpace (its
+    DepthToSpace was a quarter of the lesson model's time), and each output pixel reads only the
+    taps that reach it. In torch training the phase convs are faster, so training keeps those.
+    """
+    mapping, pad = _transposed_map(conv.kernel_size[0])
+    mapping = mapping.to(conv.weight.device, conv.weight.dtype)
+    kernel = torch.einsum("oiyx,ty,sx->iots", conv.weight, mapping, mapping)
+    return F.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=pad)
+
+
 def upsample2_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """conv(nearest ×2 upsample of x), computed at x's resolution as 4 phase convs + pixel shuffle.
 
     The same function (up to float rounding) without the 4×-sized upsampled tensor: a conv with
     few output channels on the upsampled image was the slowest layer in training and onnxruntime.
+    While exporting, the transposed-conv form of the same function is traced instead.
     """
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+        return upsample2_conv_transposed(x, conv)
     mapping, pad = _phase_map(conv.kernel_size[0])
     mapping = mapping.to(conv.weight.device, conv.weight.dtype)
     out_c, in_c = conv.weight.shape[:2]

@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 from components.config import CorruptionConfig, RunConfig
 from components.corruption import corrupt_fixed, trivial_baseline
 from components.data import ImageSplits
-from components.evaluation import evaluate, image_quality, predict
+from components.evaluation import evaluate, image_quality, per_image_ssim, predict
 from components.models import build_model
 
 if TYPE_CHECKING:
@@ -38,6 +38,34 @@ def test_uniform_offset_gives_the_known_mse_and_psnr() -> None:
     assert quality["mse"] == pytest.approx(0.01, rel=1e-5)
     assert quality["psnr"] == pytest.approx(20.0, abs=1e-3)  # 10·log10(1 / 0.01)
     assert quality["ssim"] < 1.0
+
+
+@pytest.mark.parametrize("shape", [(7, 1, 28, 28), (3, 3, 11, 19), (2, 2, 32, 12)])
+def test_stacked_ssim_is_scikit_images_per_image(shape: tuple[int, ...]) -> None:
+    """Every image's SSIM, not just the mean: rectangular, multi-channel and minimum-size images."""
+    rng = np.random.default_rng(sum(shape))
+    ref = rng.random(shape)
+    out = np.clip(ref + rng.normal(0, 0.2, shape), 0, 1)
+    out[0] = ref[0]  # a perfect image scores exactly 1
+    expected = [
+        structural_similarity(
+            r,
+            o,
+            data_range=1.0,
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for o, r in zip(out, ref, strict=True)
+    ]
+    np.testing.assert_allclose(per_image_ssim(out, ref), expected, rtol=0, atol=1e-12)
+
+
+def test_ssim_refuses_images_smaller_than_its_window() -> None:
+    tiny = np.zeros((2, 1, 10, 28))
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels.*got 10×28.*data.image_size"):
+        per_image_ssim(tiny, tiny)
 
 
 def test_metrics_are_means_of_per_image_values() -> None:

@@ -163,3 +163,7 @@ def test_both_exporters_give_the_same_graphs(make_config: Callable[..., RunConfi
         np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5)
     graph = onnx.load(str(result.folder / "decoder.onnx")).graph
     assert _dims(graph.output[0]) == ["batch", 1, 16, 16]
+    # Each exact ×2 upsample + conv is exported as one transposed conv (onnxruntime's fastest form).
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("ConvTranspose") == 2, ops
+    assert not {"DepthToSpace", "Resize", "Upsample"} & set(ops), ops

@@ -115,18 +115,20 @@ def test_pooling_before_relu_is_the_lessons_relu_then_pool() -> None:
         torch.testing.assert_close(mine, theirs)
 
 
+@pytest.mark.parametrize("form", ["phase convs", "transposed conv"])
 @pytest.mark.parametrize("kernel_size", [1, 3, 5, 7])
-def test_fused_upsample_conv_is_conv_of_the_upsampled_image(kernel_size: int) -> None:
-    """The decoder's phase-conv shortcut computes conv(nearest ×2 upsample) with the same weights."""
+def test_fused_upsample_conv_is_conv_of_the_upsampled_image(kernel_size: int, form: str) -> None:
+    """Both shortcuts (training's phase convs, the exported transposed conv) compute
+    conv(nearest ×2 upsample) with the same weights, gradients included."""
     import torch.nn.functional as F
     from torch import nn
 
-    from components.models.blocks import upsample2_conv
+    from components.models.blocks import upsample2_conv, upsample2_conv_transposed
 
     torch.manual_seed(kernel_size)
     conv = nn.Conv2d(5, 3, kernel_size, padding=kernel_size // 2)
     x = torch.randn(4, 5, 7, 9, requires_grad=True)
-    fused = upsample2_conv(x, conv)
+    fused = (upsample2_conv if form == "phase convs" else upsample2_conv_transposed)(x, conv)
     fused.square().sum().backward()
     fused_grads = [t.grad.clone() for t in (x, conv.weight, conv.bias)]
     for t in (x, conv.weight, conv.bias):
