@@ -92,9 +92,10 @@ def inference_section(overrides: list[str], work: Path, budget_s: float, rounds:
         "",
         f"Median images/s per call ({budget_s:g} s per engine and batch; median of {rounds} rounds).",
         "Baseline: a default session on the lesson-order graph (benchmarks/lesson_graph.py). aeflow's",
-        "graph pools before the ReLU and folds each ×2 upsample into the next conv (same function).",
-        "`AutoencoderRuntime` as served (onnxruntime's threads), and with `batch_workers=2` (slices",
-        "in threads, components/runtime_batches.py).",
+        "graph pools before the ReLU and exports each ×2 upsample + conv as one transposed conv (same",
+        "function). `AutoencoderRuntime` as served: batches of 16 or more cut into slices run side by",
+        "side on single-threaded sessions, one worker per core (components/runtime_batches.py); and",
+        "with `batch_workers=1`, every call on onnxruntime's own intra-op threads.",
         "",
         *compare_engines(trained.model, folder, calibration, test, budget_s, rounds),
     ]

@@ -3,7 +3,8 @@
 All run the same trained weights (encoder + decoder in one graph) on the same held-out images.
 "Default session" is `InferenceSession(path)` with nothing set, on the graph of the lesson's
 layer order (benchmarks/lesson_graph.py): the baseline the issue measures against. The runtime
-is what aeflow serves with, on aeflow's exported `model.onnx`. The int8 graph is made by
+is what aeflow serves with, on aeflow's exported `model.onnx`, with its default batch workers
+(one per core) and with `batch_workers=1` (onnxruntime's intra-op threads). The int8 graph is made by
 onnxruntime's static quantisation (QDQ, per-channel weights, calibrated on training images).
 """
 
@@ -107,9 +108,10 @@ def accuracy_rows(engines: dict[str, Callable[[np.ndarray], np.ndarray]], test: 
 def overhead_rows(folder: Path, one: np.ndarray, budget_s: float) -> list[str]:
     """The runtime's own checks and conversions at batch 1, against its bare session call.
 
-    Measured twice, interleaved: the checks alone (`runtime.images`, what the runtime adds in
-    front of `session.run`; the output is returned as onnxruntime gives it), and the whole call,
-    which also pays for waking onnxruntime's threads after the Python in between.
+    Measured three times, interleaved: the checks alone (`runtime.images`, what the runtime adds
+    in front of `session.run`; the output is returned as onnxruntime gives it), and the whole
+    call. At batch 1 the runtime's session is single-threaded; microsecond timings on shared
+    cores swing by ±30% from one loop to the next, so the whole call's extra is indicative.
     """
     runtime = AutoencoderRuntime(folder)
     session = runtime.sessions["model"]
