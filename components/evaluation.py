@@ -91,6 +91,12 @@ def per_image_ssim(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     from the same scipy Gaussian filter (reflect mode), applied across the stack with σ = 0 on the
     image and channel axes; borders the window does not cover are cropped before the mean.
     """
+    if output.ndim != 4 or output.shape != target.shape:
+        raise ValueError(
+            f"SSIM compares two (N, C, H, W) stacks of the same shape; got {output.shape} and {target.shape}"
+        )
+    if len(output) == 0:
+        return np.zeros(0)
     height, width = output.shape[-2:]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
         raise ValueError(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+import onnxscript.optimizer
 import torch
 
 from components.config import RunConfig
@@ -108,6 +109,10 @@ def _torchscript_export(spec: GraphSpec, path: Path, opset: int) -> None:
         produced = spec.module(*spec.example)
     tensors = produced if isinstance(produced, tuple) else (produced,)
     graph = onnx.load(str(path))
+    # Ops on weights alone (the transposed-conv kernels of upsample folds) become initializers,
+    # as torch.export's exporter does: the file holds the graph that runs, whatever reads it.
+    onnxscript.optimizer.fold_constants(graph)
+    onnxscript.optimizer.remove_unused_nodes(graph)
     for value, tensor in zip(graph.graph.output, tensors, strict=True):
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if axis in first:

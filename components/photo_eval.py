@@ -19,7 +19,7 @@ from PIL import Image
 from components.baselines import classical_denoise, tuned_classical_denoise, upsample
 from components.corruption import downsample, gaussian_noise
 from components.data import IMAGE_SUFFIXES, DatasetError
-from components.evaluation import image_quality
+from components.evaluation import SSIM_RADIUS, image_quality
 from components.models import Autoencoder
 
 # The classical filter is tuned on centre crops of this side, so images of any size batch together.
@@ -33,8 +33,14 @@ def load_images(folder: Path, channels: int = 1) -> list[torch.Tensor]:
     if not files:
         raise DatasetError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     images = []
+    smallest = 2 * SSIM_RADIUS + 1
     for path in files:
         with Image.open(path) as img:
+            if min(img.size) < smallest:
+                raise DatasetError(
+                    f"{path} is {img.size[0]}×{img.size[1]} pixels; photos are scored whole and SSIM needs "
+                    f"at least {smallest}×{smallest}: remove it from {folder}"
+                )
             array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255
         tensor = torch.from_numpy(array.copy())
         images.append(tensor[None, None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)[None])

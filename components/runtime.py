@@ -3,7 +3,7 @@
 Downstream apps load `exported/<name>` (its `latest` version), a version folder `exported/<name>/v<N>`,
 or a registry URI, `models:/<name>@<alias>`; the manifest says what the graphs expect, and its sizes
 and hashes are checked before a session is created, so a truncated or swapped file is refused
-(`components.model_folder`). One InferenceSession per graph is created and reused:
+(`components.model_folder`). The sessions are created once, when the runtime loads, and reused:
 `session.run` is thread-safe, so an HTTP server shares one runtime across all its requests.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from components.model_folder import ModelFolderError, check_graphs_match, export_folder, read_manifest
-from components.runtime_batches import ParallelBatches, usable_cores
+from components.runtime_batches import MIN_SLICE_ELEMENTS, ParallelBatches, usable_cores
 from components.runtime_io import Dim, InputError, as_batch, images_to_batch
 
 __all__ = ["AutoencoderRuntime", "InputError", "ModelFolderError", "OnnxAutoencoder"]
@@ -59,19 +58,34 @@ class AutoencoderRuntime:
         self.manifest = read_manifest(self.folder)
         self.requested_providers = list(providers or ["CPUExecutionProvider"])
         cpu_only = self.requested_providers == ["CPUExecutionProvider"]
+        for name, value in (("batch_workers", batch_workers), ("intra_op_threads", intra_op_threads)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or left out for the default), got {value}")
         if batch_workers is None:
             batch_workers = usable_cores() if cpu_only and not intra_op_threads else 1
         self._batches = ParallelBatches(batch_workers)
         self._single_threaded = batch_workers > 1 and not intra_op_threads
         self._intra_op_threads = 1 if self._single_threaded else intra_op_threads
-        self._threaded: dict[str, ort.InferenceSession] = {}  # made when one big image first arrives
-        # A decoder's work per row is the image it makes, not its small code (None: size left open).
-        out = self.output_shape
-        self._decoded_elements = math.prod(out) if all(isinstance(d, int) for d in out) else None
-        self._threaded_lock = threading.Lock()
-        self.sessions: dict[str, ort.InferenceSession] = {
-            role: self._session(role, self._intra_op_threads) for role in self.manifest["graphs"]
+        # Work per row is counted in elements of the image a graph makes, not of a small code or a
+        # low-resolution input: the manifest's shapes give the ratios, which hold at any size.
+        image, output = math.prod(self.input_shape), math.prod(self.output_shape)
+        self._work_ratio = {
+            "encoder": 1.0,
+            "model": output / image,
+            "decoder": output / max(math.prod(self.latent_shape), 1),
         }
+        roles = list(self.manifest["graphs"])
+        self.sessions: dict[str, ort.InferenceSession] = {
+            role: self._session(role, self._intra_op_threads) for role in roles
+        }
+        # Sessions on onnxruntime's own threads, for one image too big to slice. Made now, from the
+        # files just checked, and only where one image can be that big (open sizes, large images).
+        big_images = None in self.image_dims or max(image, output) >= 2 * MIN_SLICE_ELEMENTS
+        self._threaded = (
+            {role: self._session(role, None) for role in roles}
+            if self._single_threaded and big_images
+            else {}
+        )
         check_graphs_match(self.folder, self.manifest, self.sessions)
         self.providers: list[str] = self.sessions["model"].get_providers()
         self.provider_note = self._fallback_note()
@@ -86,12 +100,6 @@ class AutoencoderRuntime:
             )
         except Exception as err:  # onnxruntime's errors (InvalidGraph, Fail, …) derive from Exception only
             raise ModelFolderError(f"{path} cannot be loaded by onnxruntime: {err}") from None
-
-    def _threaded_session(self, role: str) -> ort.InferenceSession:
-        with self._threaded_lock:
-            if role not in self._threaded:
-                self._threaded[role] = self._session(role, None)
-            return self._threaded[role]
 
     @classmethod
     def load(
@@ -205,9 +213,8 @@ class AutoencoderRuntime:
 
     def _run(self, role: str, first: str, batch: np.ndarray, labels: Labels) -> list[np.ndarray]:
         feeds = {first: batch, **self._labels(labels, len(batch))}
-        per_row = self._decoded_elements if role == "decoder" and self._decoded_elements else batch[0].size
-        threaded = functools.partial(self._threaded_session, role) if self._single_threaded else None
-        return self._batches.run(self.sessions[role], feeds, int(per_row) if len(batch) else 0, threaded)
+        per_row = batch[0].size * self._work_ratio[role] if len(batch) else 0
+        return self._batches.run(self.sessions[role], feeds, int(per_row), self._threaded.get(role))
 
     def encode(self, images: Any, labels: Labels = None) -> np.ndarray:
         """The code of each image (a VAE's posterior mean)."""

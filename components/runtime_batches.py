@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -58,14 +57,14 @@ class ParallelBatches:
         session: ort.InferenceSession,
         feeds: dict[str, np.ndarray],
         elements_per_row: int,
-        threaded: Callable[[], ort.InferenceSession] | None = None,
+        threaded: ort.InferenceSession | None = None,
     ) -> list[np.ndarray]:
-        """`threaded` gives a session with onnxruntime's own threads, for a big batch that is one slice."""
+        """`threaded`: a session on onnxruntime's own threads, for a big batch that is one slice."""
         rows = len(next(iter(feeds.values())))
         parts = self.slices(rows, elements_per_row)
         if len(parts) == 1:
             big = rows * elements_per_row >= 2 * MIN_SLICE_ELEMENTS
-            chosen = threaded() if threaded is not None and self._pool is not None and big else session
+            chosen = threaded if threaded is not None and self._pool is not None and big else session
             outputs: list[np.ndarray] = chosen.run(None, feeds)
             return outputs
 

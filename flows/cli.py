@@ -41,6 +41,7 @@ def run(
     """Run the whole pipeline: ingest, corrupt, train, evaluate, export to ONNX, track in MLflow."""
     # Imported here, not at the top: `aeflow serve` and the inference commands then never load torch.
     from components.data import DatasetError, check_source, ingest
+    from components.photo_eval import load_images
     from flows.settings import load_mlflow_settings
     from flows.tracking import Tracker, TrackingUnavailableError
 
@@ -50,8 +51,14 @@ def run(
         cfg: RunConfig = load_config(preset, config, set_ or [])
         settings = load_mlflow_settings()
         check_source(cfg.data)
-        if cfg.eval.photo_folder is not None and not cfg.eval.photo_folder.is_dir():
-            raise DatasetError(f"eval.photo_folder {cfg.eval.photo_folder} does not exist; fix or unset it")
+        if cfg.eval.photo_folder is not None:
+            if not cfg.eval.photo_folder.is_dir():
+                raise DatasetError(
+                    f"eval.photo_folder {cfg.eval.photo_folder} does not exist; fix or unset it"
+                )
+            load_images(
+                cfg.eval.photo_folder
+            )  # a photo too small to score stops the run now, not after training
         if settings.is_remote:  # a probe over HTTP writes nothing; a local SQLite file is created later
             Tracker(settings).check_reachable()
         # Decode the data now (the flow's ingest step then reads the cache): a corrupt image stops

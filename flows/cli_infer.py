@@ -22,7 +22,14 @@ ModelOpt = Annotated[
 InputsArg = Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, BMP) or .npy arrays.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs (created if missing).")]
 LabelOpt = Annotated[int | None, typer.Option("--label", help="Class label, for conditional models.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="onnxruntime intra-op threads.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="onnxruntime intra-op threads for every call (default: batches sliced across the cores).",
+    ),
+]
 
 # What each image command runs and which model kinds it makes sense for (None: every kind).
 KIND_OF = {"denoise": "denoise", "upscale": "superres", "reconstruct": None}

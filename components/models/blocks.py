@@ -82,7 +82,7 @@ def _phase_map(kernel_size: int) -> tuple[torch.Tensor, int]:
 
 
 @functools.cache
-def _transposed_map(kernel_size: int) -> tuple[torch.Tensor, int]:
+def _transposed_map(kernel_size: int) -> tuple[tuple[tuple[float, ...], ...], int]:
     """0/1 map from a k-tap kernel on a ×2 nearest-upsampled signal to the taps of one stride-2
     transposed conv on the signal itself, and that conv's padding.
 
@@ -90,13 +90,13 @@ def _transposed_map(kernel_size: int) -> tuple[torch.Tensor, int]:
     conv with padding r computes Σ_j x[j]·k[y + r - 2j]. So tap d lands on k[t] with
     t = r - d + ((y + d) mod 2), where the parity of y is fixed by t's: 2r + 2 taps in all, and
     the output is exactly twice the input's size. 2-D kernels apply the map on both axes.
+    Plain numbers, not a tensor: an exporter tracing this sees one constant, not the loops.
     """
     r = kernel_size // 2
-    mapping = torch.zeros(2 * r + 2, kernel_size)
-    for t in range(2 * r + 2):
-        for d in range(-r, r + 1):
-            if r - d + (t - r + d) % 2 == t:
-                mapping[t, d + r] = 1.0
+    mapping = tuple(
+        tuple(1.0 if r - d + (t - r + d) % 2 == t else 0.0 for d in range(-r, r + 1))
+        for t in range(2 * r + 2)
+    )
     return mapping, r
 
 
@@ -107,9 +107,9 @@ def upsample2_conv_transposed(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     DepthToSpace was a quarter of the lesson model's time), and each output pixel reads only the
     taps that reach it. In torch training the phase convs are faster, so training keeps those.
     """
-    mapping, pad = _transposed_map(conv.kernel_size[0])
-    mapping = mapping.to(conv.weight.device, conv.weight.dtype)
-    kernel = torch.einsum("oiyx,ty,sx->iots", conv.weight, mapping, mapping)
+    rows, pad = _transposed_map(conv.kernel_size[0])
+    mapping = torch.tensor(rows, dtype=conv.weight.dtype, device=conv.weight.device)
+    kernel = torch.einsum("oiyx,ty,sx->iots", conv.weight, mapping, mapping)  # folded to a constant on export
     return F.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=pad)
 
 

@@ -68,6 +68,15 @@ def test_ssim_refuses_images_smaller_than_its_window() -> None:
         per_image_ssim(tiny, tiny)
 
 
+def test_ssim_says_what_it_compares() -> None:
+    stack = np.zeros((2, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"two \(N, C, H, W\) stacks of the same shape"):
+        per_image_ssim(stack[:, 0], stack[:, 0])
+    with pytest.raises(ValueError, match="same shape"):
+        per_image_ssim(stack, stack[:1])
+    assert per_image_ssim(stack[:0], stack[:0]).shape == (0,)
+
+
 def test_metrics_are_means_of_per_image_values() -> None:
     target = _rand((5, 3, 16, 16), seed=1)
     noisy = (target + 0.1 * torch.randn(target.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)

@@ -116,3 +116,9 @@ def test_photo_folder_in_the_config_adds_whole_image_scores(grey_folder: Path, t
     missing = load_config("photo-denoise", overrides=[f"eval.photo_folder={tmp_path / 'nope'}"])
     with pytest.raises(DatasetError, match="photo_folder"):
         photo_comparison(_model("denoise", 1), missing)  # type: ignore[arg-type]
+
+
+def test_a_photo_too_small_to_score_is_named(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "tiny", [np.full((40, 40), 100), np.full((10, 12), 100)])
+    with pytest.raises(DatasetError, match=r"01\.png is 12×10 pixels; .*at least 11×11: remove it"):
+        load_images(folder)

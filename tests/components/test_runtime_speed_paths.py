@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
+from components.config import RunConfig
+from components.export import export_model
+from components.models import build_model
 from components.quantization import quantize_int8
 from components.runtime import AutoencoderRuntime
 from components.runtime_batches import ParallelBatches, usable_cores
@@ -38,25 +43,61 @@ def test_slices_are_sized_by_the_work_in_them() -> None:
     assert two.slices(1, 512 * 512) == [slice(0, 1)]  # one image cannot be cut
 
 
-def test_one_big_image_goes_to_the_threaded_session(exported: Exported) -> None:
-    """Small batches and slices run on the single-threaded session; a batch that is big work but
-    one slice asks for the session with onnxruntime's own threads."""
-    runtime = AutoencoderRuntime(exported.result.folder, batch_workers=2)
-    session = runtime.sessions["model"]
-    asked: list[str] = []
+class _Recorded:
+    """A real session that notes each call, to see which of the runtime's sessions ran."""
 
-    def threaded() -> ort.InferenceSession:
-        asked.append("threaded")
-        return runtime._threaded_session("model")
+    def __init__(self, session: ort.InferenceSession, calls: list[int]) -> None:
+        self.session, self.calls = session, calls
 
-    splitter = ParallelBatches(2)
-    one = {"images": np.zeros((1, *exported.image_shape), dtype=np.float32)}
-    splitter.run(session, one, elements_per_row=16 * 16, threaded=threaded)
-    assert asked == []  # small: the caller's thread, single-threaded session
-    splitter.run(session, one, elements_per_row=512 * 512, threaded=threaded)
-    assert asked == ["threaded"]
+    def run(self, names: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.calls.append(len(next(iter(feeds.values()))))
+        result: list[np.ndarray] = self.session.run(names, feeds)
+        return result
+
+
+def test_one_big_image_runs_on_onnxruntimes_threads(tmp_path: Path) -> None:
+    """A fully convolutional model takes any size: one big image goes to the session with
+    onnxruntime's own threads, made (and checked) with the others when the runtime loads, so a
+    version folder removed later cannot fail it."""
+    cfg = RunConfig.model_validate(
+        {
+            "name": "fcn-threads",
+            "data": {"image_size": 16},
+            "corruption": {"kind": "gaussian", "mean": 0.0, "std": 0.1},
+            "model": {"kind": "denoise", "architecture": "fcn", "channels": [4, 6]},
+            "export": {"dir": str(tmp_path / "exported")},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (1, 16, 16), (1, 16, 16), "mse").eval()
+    folder = export_model(model, cfg, (1, 16, 16)).folder
+    runtime = AutoencoderRuntime(folder, batch_workers=2)
+    assert set(runtime._threaded) == {"encoder", "decoder", "model"}
     assert runtime._threaded["model"].get_session_options().intra_op_num_threads == 0  # onnxruntime's choice
-    assert session.get_session_options().intra_op_num_threads == 1
+    assert runtime.sessions["model"].get_session_options().intra_op_num_threads == 1
+    big = np.random.default_rng(0).random((1, 1, 120, 130), dtype=np.float32)
+    small = big[:, :, :20, :20].copy()
+    expected = AutoencoderRuntime(folder, batch_workers=1).reconstruct(big)
+    threaded_calls: list[int] = []
+    single_calls: list[int] = []
+    runtime._threaded["model"] = _Recorded(runtime._threaded["model"], threaded_calls)  # type: ignore[assignment]
+    runtime.sessions["model"] = _Recorded(runtime.sessions["model"], single_calls)  # type: ignore[assignment]
+    shutil.rmtree(folder)
+    np.testing.assert_allclose(runtime.reconstruct(big), expected, atol=1e-6)
+    runtime.reconstruct(small)
+    assert threaded_calls == [1]
+    assert single_calls == [1]  # the small image: the caller's thread, single-threaded session
+
+
+def test_small_fixed_images_need_no_threaded_sessions(exported: Exported) -> None:
+    assert AutoencoderRuntime(exported.result.folder, batch_workers=2)._threaded == {}
+
+
+@pytest.mark.parametrize("setting", [{"batch_workers": 0}, {"batch_workers": -3}, {"intra_op_threads": -1}])
+def test_thread_settings_below_one_are_refused(exported: Exported, setting: dict[str, int]) -> None:
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=f"{name} must be at least 1"):
+        AutoencoderRuntime(exported.result.folder, **setting)  # type: ignore[arg-type]
 
 
 def test_default_runtime_uses_every_core_and_single_threaded_sessions(exported: Exported) -> None:
