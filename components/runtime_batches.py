@@ -5,7 +5,7 @@ For the small graphs aeflow exports, onnxruntime's intra-op threads scale poorly
 graph's dozen ops is split across the threads and joined again, and between ops the threads
 spin or sleep. Measured on 2 cores with the lesson autoencoder (BENCHMARKS.md, table 3):
 single-threaded calls on slices of at most 64 images, one slice per core at a time, ran
-batch 256 at 1.2–1.4× the speed of one call on two intra-op threads. At batch 1 neither won
+batch 256 at 1.1–1.4× the speed of one call on two intra-op threads. At batch 1 neither won
 consistently, so small batches stay on the caller's thread with no thread hand-off. One large
 image is the exception, where a slice cannot be cut: it goes to a session with onnxruntime's
 own threads.
