@@ -55,7 +55,10 @@ def _read(path: Path, runtime: AutoencoderRuntime, codes: bool = False) -> np.nd
             array = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise InputError(f"{path}: not a readable .npy array: {err}") from None
-        return runtime.codes(array) if codes else runtime.images(array)
+        try:
+            return runtime.codes(array) if codes else runtime.images(array)
+        except InputError as err:  # name the file: several inputs may be given
+            raise InputError(f"{path}: {err}") from None
     if codes:
         raise InputError(f"{path}: codes must be a .npy array of shape (N, {runtime.latent_shape})")
     return runtime.images([path])

@@ -39,7 +39,13 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / "digit.png")
     Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "small.png")
     np.save(tmp_path / "batch.npy", rng.random((4, 1, 16, 16), dtype=np.float32))
-    return {"png": tmp_path / "digit.png", "small": tmp_path / "small.png", "npy": tmp_path / "batch.npy"}
+    np.save(tmp_path / "bad.npy", np.full((2, 1, 16, 16), 3.0, dtype=np.float32))  # out of [0, 1]
+    return {
+        "png": tmp_path / "digit.png",
+        "small": tmp_path / "small.png",
+        "npy": tmp_path / "batch.npy",
+        "bad": tmp_path / "bad.npy",
+    }
 
 
 def invoke(*args: str | Path) -> str:
@@ -98,6 +104,10 @@ def test_encode_then_generate_from_the_codes(
         (["encode", "--model", "{tmp}/missing", "{png}"], "manifest.json not found"),
         (["encode", "--model", "{denoise}", "{tmp}/absent.png"], "no such file"),
         (["generate", "--model", "{vae}", "{png}"], "codes must be a .npy"),
+        (
+            ["denoise", "--model", "{denoise}", "{npy}", "{bad}"],
+            "bad.npy: images: float pixels must lie in [0, 1]",
+        ),
         (["encode", "--model", "models:/nope", "{png}"], "models:/<name>@<alias>"),
     ],
 )
