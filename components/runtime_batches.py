@@ -65,7 +65,7 @@ class ParallelBatches:
         parts = self.slices(rows, elements_per_row)
         if len(parts) == 1:
             big = rows * elements_per_row >= 2 * MIN_SLICE_ELEMENTS
-            chosen = threaded if threaded is not None and self._pool is not None and big else session
+            chosen = threaded if threaded is not None and big else session
             outputs: list[np.ndarray] = chosen.run(None, feeds)
             return outputs
 

@@ -24,6 +24,22 @@ def _rand(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _skimage_ssim(out: np.ndarray, ref: np.ndarray) -> list[float]:
+    """scikit-image's SSIM of each image pair, with the settings the evaluation documents."""
+    return [
+        structural_similarity(
+            r,
+            o,
+            data_range=1.0,
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for o, r in zip(out, ref, strict=True)
+    ]
+
+
 def test_identical_images_are_perfect() -> None:
     images = _rand((4, 1, 16, 16))
     quality = image_quality(images, images.clone())
@@ -47,18 +63,7 @@ def test_stacked_ssim_is_scikit_images_per_image(shape: tuple[int, ...]) -> None
     ref = rng.random(shape)
     out = np.clip(ref + rng.normal(0, 0.2, shape), 0, 1)
     out[0] = ref[0]  # a perfect image scores exactly 1
-    expected = [
-        structural_similarity(
-            r,
-            o,
-            data_range=1.0,
-            channel_axis=0,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-        for o, r in zip(out, ref, strict=True)
-    ]
+    expected = _skimage_ssim(out, ref)
     np.testing.assert_allclose(per_image_ssim(out, ref), expected, rtol=0, atol=1e-12)
 
 
@@ -85,18 +90,7 @@ def test_metrics_are_means_of_per_image_values() -> None:
     out, ref = noisy.double().numpy(), target.double().numpy()
     per_image_mse = ((out - ref) ** 2).reshape(len(out), -1).mean(axis=1)
     per_image_psnr = [10 * math.log10(1.0 / m) for m in per_image_mse]
-    per_image_ssim = [
-        structural_similarity(
-            r,
-            o,
-            data_range=1.0,
-            channel_axis=0,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-        for o, r in zip(out, ref, strict=True)
-    ]
+    per_image_ssim = _skimage_ssim(out, ref)
     assert quality["mse"] == pytest.approx(float(per_image_mse.mean()), rel=1e-9)
     assert quality["psnr"] == pytest.approx(float(np.mean(per_image_psnr)), rel=1e-9)
     assert quality["ssim"] == pytest.approx(float(np.mean(per_image_ssim)), rel=1e-9)
